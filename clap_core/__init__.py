@@ -1,0 +1,26 @@
+"""clap_core: CLAP (contrastive language-audio pretraining) models, zero-shot scoring and audio I/O.
+
+The one entry point is `load_model`; see `clap_core.model.ClapModel` for what a model can do.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .config import ModelConfig
+from .errors import AudioFileError, CheckpointError, ClapError, ConfigError, UnknownWeightsError
+from .model import ClapModel, create_model
+
+__all__ = ["load_model", "create_model", "ClapModel", "ModelConfig", "ClapError", "ConfigError",
+           "CheckpointError", "UnknownWeightsError", "AudioFileError"]
+
+
+def load_model(weights: str | os.PathLike = "default", device: str | torch.device = "cpu") -> ClapModel:
+    """A ready model in eval mode: `weights` is "default", a registered name, or a checkpoint path
+    (an MS-CLAP 2022 `.pth`, detected by its keys, or a folder written by `save_checkpoint`)."""
+    from .checkpoints import load_checkpoint
+    from .weights_registry import resolve_weights
+
+    model = load_checkpoint(resolve_weights(weights))
+    return model.to(device).eval()

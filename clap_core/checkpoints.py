@@ -1,0 +1,254 @@
+"""Reading and writing weights: the project's format and Microsoft's CLAP 2022 layout.
+
+Checkpoints are data, never code: pickles load with `weights_only=True`, and every key must be
+accounted for — a missing or unexpected key is an error that lists them.
+
+Project format: a folder with `config.json` (the `ModelConfig`) and `model.safetensors`. Tower
+weights that come from an installed package (`weights_from_package`) are not stored.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig, msclap_2022_config
+from .errors import CheckpointError, ConfigError
+from .model import ClapModel, create_model
+from .towers.registry import build_text_tower
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+# Microsoft layout prefix → ours. Order matters: the first matching prefix wins.
+_MS_PREFIXES = (
+    ("audio_encoder.base.logmel_extractor.melW", "audio_tower.frontend.mel_basis"),
+    ("audio_encoder.base.", "audio_tower."),
+    ("audio_encoder.projection.", "audio_projection."),
+    ("caption_encoder.base.", "text_tower.encoder."),
+    ("caption_encoder.projection.", "text_projection."),
+    ("logit_scale", "logit_scale"),
+)
+_MS_STFT_KEYS = ("audio_encoder.base.spectrogram_extractor.stft.conv_real.weight",
+                 "audio_encoder.base.spectrogram_extractor.stft.conv_imag.weight")
+_MS_POSITION_IDS = "caption_encoder.base.embeddings.position_ids"
+
+
+# ---------------------------------------------------------------------------------------------
+# key accounting
+def _strict_load(model: ClapModel, state: Mapping[str, torch.Tensor], source: str,
+                 skip_prefixes: Iterable[str] = ()) -> None:
+    """Load every tensor; any missing, unexpected or mis-shaped key is an error naming them."""
+    skip = tuple(skip_prefixes)
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: keys do not match the model "
+                              f"({_key_list('missing', missing)}; {_key_list('unexpected', unexpected)})")
+    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()
+             if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(f"{source}: tensor shapes differ from the model: {', '.join(wrong[:10])}")
+    # Package-provided tensors are already in the model: merge, then load strictly.
+    merged = {**model.state_dict(), **state} if skip else dict(state)
+    model.load_state_dict(merged)
+
+
+def _key_list(label: str, keys: list[str]) -> str:
+    if not keys:
+        return f"no {label} keys"
+    shown = ", ".join(keys[:8]) + (f", … ({len(keys) - 8} more)" if len(keys) > 8 else "")
+    return f"{len(keys)} {label}: {shown}"
+
+
+def _package_prefixes(config: ModelConfig) -> list[str]:
+    """State-dict prefixes whose weights come from installed packages, not from the checkpoint."""
+    prefixes = []
+    if config.audio.weights_from_package:
+        prefixes.append("audio_tower.")
+    if config.text.weights_from_package:
+        prefixes.append("text_tower.")
+    return prefixes
+
+
+# ---------------------------------------------------------------------------------------------
+# project format
+def save_checkpoint(model: ClapModel, directory: str | Path) -> Path:
+    """Write `config.json` + `model.safetensors` into `directory` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    skip = tuple(_package_prefixes(model.config))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+             if not (skip and k.startswith(skip))}
+    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "clap_ros"})
+    (directory / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    return directory
+
+
+def _read_project_config(directory: Path) -> ModelConfig:
+    path = directory / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory}: no {CONFIG_FILE} beside the weights") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return ModelConfig.from_dict(data)
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def _read_safetensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    try:
+        state = load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such weights file") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    return {k: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _load_project(directory: Path) -> ClapModel:
+    config = _read_project_config(directory)
+    model = create_model(config)
+    weights = directory / WEIGHTS_FILE
+    _strict_load(model, _read_safetensors(weights), str(weights), _package_prefixes(config))
+    model.text_tower_loader = lambda: _reload_text_tower(config, _read_safetensors(weights, "text_tower."))
+    return model.eval()
+
+
+def _reload_text_tower(config: ModelConfig, state: dict[str, torch.Tensor]):
+    tower = build_text_tower(config.text)
+    if not config.text.weights_from_package:
+        prefix = "text_tower."
+        tower.load_state_dict({k[len(prefix):]: v for k, v in state.items()})
+    return tower
+
+
+# ---------------------------------------------------------------------------------------------
+# Microsoft CLAP 2022 layout
+def read_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a `.pth` pickle, refusing anything that would run code when unpickled."""
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: refused — it holds objects that would run code when loaded "
+                              f"(only plain tensors are accepted; {first[:200]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(exc)[:200]})") from None
+    state = obj.get("model", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a state dict (optionally under 'model') of tensors")
+    return state
+
+
+def is_msclap_2022(state: Mapping[str, torch.Tensor]) -> bool:
+    """Microsoft's layout: CNN14 under audio_encoder.base, BERT under caption_encoder.base."""
+    return "audio_encoder.base.conv_block1.conv1.weight" in state and any(
+        k.startswith("caption_encoder.base.") for k in state)
+
+
+def _map_msclap_key(key: str) -> str | None:
+    for old, new in _MS_PREFIXES:
+        if key.startswith(old):
+            return new + key[len(old):]
+    return None
+
+
+def _check_stft_kernels(model: ClapModel, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """The published front end is a convolution with a windowed DFT; we compute the same with an
+    FFT, so we check the stored kernels really are that DFT rather than ignoring them."""
+    real, imag = model.audio_tower.frontend.dft_kernels()
+    for key, want in zip(_MS_STFT_KEYS, (real, imag)):
+        got = state[key]
+        if tuple(got.shape) != tuple(want.shape) or (got.float() - want).abs().max() > 1e-4:
+            raise CheckpointError(f"{source}: {key} is not the Hann-windowed DFT this front end computes")
+
+
+def msclap_to_project_state(model: ClapModel, state: Mapping[str, torch.Tensor],
+                            source: str) -> dict[str, torch.Tensor]:
+    """Rename Microsoft's keys to ours; verify the keys we compute instead of storing."""
+    missing_stft = [k for k in _MS_STFT_KEYS if k not in state]
+    if missing_stft:
+        raise CheckpointError(f"{source}: {_key_list('missing', missing_stft)}")
+    _check_stft_kernels(model, state, source)
+    ours = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    unknown = []
+    for key, value in state.items():
+        if key in _MS_STFT_KEYS:
+            continue
+        if key == _MS_POSITION_IDS and "text_tower.encoder.embeddings.position_ids" not in ours:
+            if not torch.equal(value.flatten().long(), torch.arange(value.numel())):
+                raise CheckpointError(f"{source}: {key} is not 0..{value.numel() - 1}")
+            continue
+        new = _map_msclap_key(key)
+        if new is None:
+            unknown.append(key)
+        else:
+            mapped[new] = value
+    if unknown:
+        raise CheckpointError(f"{source}: {_key_list('unexpected', sorted(unknown))}")
+    return mapped
+
+
+def _load_msclap(path: Path, state: dict[str, torch.Tensor]) -> ClapModel:
+    model = create_model(msclap_2022_config())
+    mapped = msclap_to_project_state(model, state, str(path))
+    _strict_load(model, mapped, str(path))
+    model.text_tower_loader = lambda: _reload_text_tower(
+        model.config, msclap_to_project_state(model, read_torch_checkpoint(path), str(path)))
+    return model.eval()
+
+
+def project_to_msclap_state(model: ClapModel) -> dict[str, torch.Tensor]:
+    """The model's weights in Microsoft's layout (for their code or other tools)."""
+    if model.config.audio.kind != "cnn14" or model.text_tower is None:
+        raise CheckpointError("only a CNN14 model with its text tower loaded can be written in MS-CLAP layout")
+    reverse = [(new, old) for old, new in _MS_PREFIXES]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        for new, old in reverse:
+            if key.startswith(new):
+                out[old + key[len(new):]] = value.detach().cpu().clone()
+                break
+        else:
+            raise CheckpointError(f"no MS-CLAP name for key {key}")
+    real, imag = model.audio_tower.frontend.dft_kernels()
+    out[_MS_STFT_KEYS[0]], out[_MS_STFT_KEYS[1]] = real, imag
+    return out
+
+
+def save_msclap_checkpoint(model: ClapModel, path: str | Path) -> Path:
+    """Write `{"model": state_dict}` as Microsoft's loader expects."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": project_to_msclap_state(model)}, str(path))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+def load_checkpoint(path: str | Path) -> ClapModel:
+    """Any supported checkpoint: a project folder (or its model.safetensors), or an MS-CLAP 2022 .pth."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_project(path)
+    if path.suffix == ".safetensors":
+        return _load_project(path.parent)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file or folder")
+    state = read_torch_checkpoint(path)
+    if is_msclap_2022(state):
+        return _load_msclap(path, state)
+    raise CheckpointError(f"{path}: unrecognised checkpoint layout (expected MS-CLAP 2022 keys such as "
+                          "audio_encoder.base.conv_block1.conv1.weight, or a clap_ros folder)")

@@ -1,0 +1,128 @@
+"""ClapModel: two towers, two projections and a learned temperature — the CLAP 2022 design."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .audio_io import resample
+from .config import DEFAULT_TEMPLATE, ModelConfig
+from .errors import ClapError
+from .losses import scaled_cosine
+from .projection import Projection
+from .towers.base import AudioTower, TextTower
+from .towers.registry import build_audio_tower, build_text_tower
+
+
+class ClapModel(nn.Module):
+    """Audio and text into one joint space, where cosine similarity says "this sound is that text"."""
+
+    def __init__(self, config: ModelConfig, audio_tower: AudioTower, text_tower: TextTower) -> None:
+        super().__init__()
+        self.config = config
+        self.audio_tower = audio_tower
+        self.text_tower: TextTower | None = text_tower
+        self.audio_projection = Projection(audio_tower.out_dim, config.embed_dim, config.projection_dropout)
+        self.text_projection = Projection(text_tower.out_dim, config.embed_dim, config.projection_dropout)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
+        # Rebuilds the text tower after `release_text_tower()`; set by the checkpoint loader.
+        self.text_tower_loader: Callable[[], TextTower] | None = None
+
+    # -- properties the rest of the project relies on -------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return int(self.audio_tower.sample_rate)
+
+    @property
+    def clip_seconds(self) -> float:
+        return float(self.config.clip_seconds)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config.embed_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    # -- embeddings -----------------------------------------------------------------------------
+    def encode_audio(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Differentiable path for training: waveform at the model's rate → joint space."""
+        return self.audio_projection(self.audio_tower(waveform))
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Differentiable path for training: strings → joint space."""
+        return self.text_projection(self._text_tower()(list(texts)))
+
+    def embed_audio(self, waveform: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
+        """`[batch, samples]` mono float32 → `[batch, d]` joint-space embeddings, before L2 norm.
+
+        Resamples when `sample_rate` differs from the model's. Runs without autograd.
+        """
+        batch = self._prepare_waveform(waveform, sample_rate)
+        with torch.inference_mode():
+            return self.encode_audio(batch)
+
+    def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """`[n, d]` embeddings of the strings as given (no template added), before L2 norm."""
+        if isinstance(texts, str):
+            raise TypeError("embed_text takes a list of strings, not one string")
+        if len(texts) == 0:
+            return torch.empty(0, self.embed_dim, device=self.device)
+        with torch.inference_mode():
+            return self.encode_text(texts)
+
+    # -- scores -----------------------------------------------------------------------------------
+    def similarity(self, audio_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """`[n_audio, n_text]`: exp(logit_scale) (clipped) × cosine similarity."""
+        return scaled_cosine(audio_emb, text_emb, self.logit_scale.detach(), self.config.logit_scale_max)
+
+    def classify(self, waveform: torch.Tensor | np.ndarray, sample_rate: int, labels: Sequence[str],
+                 template: str = DEFAULT_TEMPLATE, multi_label: bool = False) -> torch.Tensor:
+        """Zero-shot probabilities `[batch, n_labels]`: softmax (one-of-N) or sigmoid (multi-label)."""
+        prompts = [template.format(label) for label in labels]
+        logits = self.similarity(self.embed_audio(waveform, sample_rate), self.embed_text(prompts))
+        return torch.sigmoid(logits) if multi_label else F.softmax(logits, dim=-1)
+
+    # -- memory -----------------------------------------------------------------------------------
+    def release_text_tower(self) -> bool:
+        """Free the text encoder once prompt embeddings are cached (most of a BERT model's memory).
+
+        `embed_text` still works afterwards: it rebuilds the tower from the same weights first.
+        A model with no source to rebuild from (built in memory) keeps its tower; returns whether
+        the tower was released.
+        """
+        if self.text_tower_loader is None:
+            return False
+        self.text_tower = None
+        return True
+
+    def _text_tower(self) -> TextTower:
+        if self.text_tower is None:
+            if self.text_tower_loader is None:
+                raise ClapError("the text tower was released and this model has no way to reload it")
+            self.text_tower = self.text_tower_loader().to(self.device).eval()
+        return self.text_tower
+
+    def _prepare_waveform(self, waveform: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
+        if isinstance(waveform, np.ndarray):
+            waveform = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
+        if waveform.dim() == 1:
+            waveform = waveform[None]
+        if waveform.dim() != 2:
+            raise ValueError(f"waveform must be [batch, samples] mono, got shape {tuple(waveform.shape)}")
+        waveform = waveform.float()
+        if not torch.isfinite(waveform).all():
+            raise ClapError("waveform holds NaN or infinite samples; drop or repair that audio first")
+        if int(sample_rate) != self.sample_rate:
+            waveform = torch.from_numpy(resample(waveform.cpu().numpy(), int(sample_rate), self.sample_rate))
+        return waveform.to(self.device)
+
+
+def create_model(config: ModelConfig) -> ClapModel:
+    """Build a model with the towers its config names (weights as the towers initialise them)."""
+    model = ClapModel(config, build_audio_tower(config.audio), build_text_tower(config.text))
+    return model.eval()

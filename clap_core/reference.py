@@ -1,0 +1,85 @@
+"""Microsoft's own `msclap` code, built offline, as the numeric reference for parity and speed.
+
+Only tests and benchmarks import this. `msclap` wants to download BERT and import torchaudio at
+import time; neither is needed to build the 2022 architecture with random weights, so both are
+sidestepped here (the field notes give the recipe).
+"""
+from __future__ import annotations
+
+import importlib.machinery
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+from .errors import ClapError
+
+
+def _stub_torchaudio() -> None:
+    """msclap imports torchaudio only to read files; we hand it audio tensors directly."""
+    try:
+        import torchaudio  # noqa: F401
+        return
+    except Exception:  # absent, or a build that does not match this torch
+        sys.modules.pop("torchaudio", None)
+    stub = types.ModuleType("torchaudio")
+    stub.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
+    transforms = types.ModuleType("torchaudio.transforms")
+    transforms.__spec__ = importlib.machinery.ModuleSpec("torchaudio.transforms", None)
+    stub.transforms = transforms
+    sys.modules["torchaudio"] = stub
+    sys.modules["torchaudio.transforms"] = transforms
+
+
+def build_msclap_2022(seed: int = 0) -> torch.nn.Module:
+    """msclap's CLAP 2022 model (`msclap.models.clap.CLAP`) with seeded random weights, eval mode.
+
+    BatchNorm statistics and affine terms are randomised too, so that anything which folds or
+    reorders normalisation is really tested.
+    """
+    import transformers  # noqa: F401  (must come before the torchaudio stub)
+    from transformers import BertConfig, BertModel
+
+    _stub_torchaudio()
+    try:
+        import msclap.models.clap as msclap_clap
+    except ImportError as exc:
+        raise ClapError(f"msclap is not installed ({exc}); run scripts/setup.sh") from None
+    original = msclap_clap.AutoModel.from_pretrained
+    msclap_clap.AutoModel.from_pretrained = lambda *a, **k: BertModel(BertConfig())
+    try:
+        torch.manual_seed(seed)
+        model = msclap_clap.CLAP(audioenc_name="Cnn14", sample_rate=44100, window_size=1024, hop_size=320,
+                                 mel_bins=64, fmin=50, fmax=14000, classes_num=527, out_emb=2048,
+                                 text_model="bert-base-uncased", transformer_embed_dim=768, d_proj=1024)
+    finally:
+        msclap_clap.AutoModel.from_pretrained = original
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                n = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+        model.logit_scale.add_(0.1 * torch.randn((), generator=generator))
+    return model.eval()
+
+
+def write_msclap_checkpoint(path: str | Path, seed: int = 0) -> Path:
+    """A random-weight checkpoint in the official layout (`torch.load(f)["model"]`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": build_msclap_2022(seed).state_dict()}, str(path))
+    return path
+
+
+def msclap_text_inputs(texts: list[str], max_length: int = 100) -> dict[str, torch.Tensor]:
+    """Tokenise the way msclap does (pad to max_length), with the offline BERT-uncased vocabulary."""
+    from .towers.hf_text import bert_uncased_tokenizer
+
+    tokens = bert_uncased_tokenizer()(texts, padding="max_length", truncation=True, max_length=max_length,
+                                      return_tensors="pt")
+    return {k: tokens[k] for k in ("input_ids", "token_type_ids", "attention_mask")}

