@@ -1,0 +1,141 @@
+"""Audio embeddings → one score in [0, 1] per predicate, comparable across predicates.
+
+Why this shape: a raw CLAP similarity means nothing on its own (its level depends on the prompt's
+wording and on the model), so each predicate is scored *against alternatives*: its prompt (the mean
+of an ensemble's embeddings) versus the best of a contrast set — its own negative prompts plus a
+shared set of generic background sounds. The score is
+
+    sigmoid(scale * (cos(audio, prompt) - max_j cos(audio, contrast_j)))
+
+so 0.5 means "the prompt describes this audio exactly as well as the best alternative", on every
+predicate alike; `scale` is the model's learned logit scale. Background prompts that say nearly the
+same thing as the predicate (text cosine above `SIMILAR_COS`) are left out of its contrast set, so
+"footsteps" as a predicate does not compete with "footsteps" as background.
+
+Calibration may add audio prototypes (mean embeddings of positive and negative example windows);
+their score `sigmoid(scale_p * (cos(a, pos) - cos(a, neg)))` is blended in with its weight.
+
+Prompt embeddings are computed once, in one batch, then the model's text tower is released.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .config import PredicateConfig, PredicateSetConfig
+
+DEFAULT_TEMPLATE = "This is a sound of {}."
+SIMILAR_COS = 0.9  # background prompts this close to a predicate's prompt are not its contrast
+MAX_SCALE = 100.0
+
+
+def model_template(model: object) -> str:
+    """The prompt template the model was trained with (its config's `template`)."""
+    cfg = getattr(model, "config", None)
+    template = getattr(cfg, "template", None) or getattr(model, "template", None)
+    return template if isinstance(template, str) and "{}" in template else DEFAULT_TEMPLATE
+
+
+def model_scale(model: object) -> float:
+    """exp(logit_scale), capped like CLAP training caps it."""
+    ls = getattr(model, "logit_scale", None)
+    if ls is None:
+        return 1.0 / 0.07
+    value = float(ls.detach().exp()) if isinstance(ls, torch.Tensor) else float(np.exp(ls))
+    return float(min(value, MAX_SCALE))
+
+
+def model_name(model: object) -> str | None:
+    cfg = getattr(model, "config", None)
+    name = getattr(cfg, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass
+class _PredicateVectors:
+    prompt: np.ndarray  # [d], unit
+    contrast: np.ndarray  # [k, d], unit rows
+    proto_pos: np.ndarray | None
+    proto_neg: np.ndarray | None
+    proto_weight: float
+    proto_scale: float
+
+
+class PromptScorer:
+    """Cached text vectors for one predicate set; scores batches of audio embeddings."""
+
+    def __init__(self, model: object, cfg: PredicateSetConfig) -> None:
+        self.names = cfg.names
+        self.scale = model_scale(model)
+        self.template = cfg.template or model_template(model)
+        texts = self._all_texts(cfg)
+        with torch.inference_mode():
+            emb = model.embed_text([self.template.format(t) for t in texts])  # type: ignore[attr-defined]
+        table = dict(zip(texts, _unit(np.asarray(emb.detach().cpu(), dtype=np.float64))))
+        self.dim = len(next(iter(table.values())))
+        background = np.stack([table[t] for t in cfg.background]) if cfg.background else np.zeros((0, self.dim))
+        self._vectors = [self._predicate_vectors(p, table, background, model_name(model)) for p in cfg.predicates]
+
+    @staticmethod
+    def _all_texts(cfg: PredicateSetConfig) -> list[str]:
+        seen: dict[str, None] = {}
+        for p in cfg.predicates:
+            for t in (*p.prompts, *p.negatives):
+                seen.setdefault(t, None)
+        for t in cfg.background:
+            seen.setdefault(t, None)
+        return list(seen)
+
+    def _predicate_vectors(self, p: PredicateConfig, table: dict[str, np.ndarray], background: np.ndarray,
+                           weights_name: str | None) -> _PredicateVectors:
+        prompt = _unit(np.mean([table[t] for t in p.prompts], axis=0))
+        keep = background[background @ prompt < SIMILAR_COS] if len(background) else background
+        negs = np.stack([table[t] for t in p.negatives]) if p.negatives else np.zeros((0, self.dim))
+        contrast = np.concatenate([negs, keep])
+        pos = neg = None
+        weight, pscale = 0.0, 0.0
+        if p.prototypes is not None:
+            pr = p.prototypes
+            if len(pr.positive) != self.dim:
+                raise ConfigError(f"predicates.{p.name}.prototypes.positive: {len(pr.positive)} values but the "
+                                  f"model's embeddings have {self.dim}; re-run clap-predicates calibrate with "
+                                  "these weights")
+            if pr.model and weights_name and pr.model != weights_name:
+                raise ConfigError(f"predicates.{p.name}.prototypes.model: computed with '{pr.model}' but the "
+                                  f"model is '{weights_name}'; re-run clap-predicates calibrate")
+            pos = _unit(np.asarray(pr.positive, dtype=np.float64))
+            neg = _unit(np.asarray(pr.negative, dtype=np.float64)) if pr.negative is not None else None
+            weight, pscale = pr.weight, pr.scale
+        return _PredicateVectors(prompt, contrast, pos, neg, weight, pscale)
+
+    def prompt_margins(self, audio_emb: np.ndarray) -> np.ndarray:
+        """cos(prompt) - max cos(contrast), [B, P]: the quantity the prompt score is a sigmoid of."""
+        a = _unit(np.asarray(audio_emb, dtype=np.float64))
+        out = np.empty((len(a), len(self._vectors)))
+        for i, v in enumerate(self._vectors):
+            best = (a @ v.contrast.T).max(axis=1) if len(v.contrast) else np.zeros(len(a))
+            out[:, i] = a @ v.prompt - best
+        return out
+
+    def score(self, audio_emb: np.ndarray) -> np.ndarray:
+        """Scores in [0, 1], [B, P], for audio embeddings [B, d] (normalised here)."""
+        a = _unit(np.asarray(audio_emb, dtype=np.float64))
+        scores = _sigmoid(self.scale * self.prompt_margins(a))
+        for i, v in enumerate(self._vectors):
+            if v.proto_pos is None:
+                continue
+            ref = a @ v.proto_neg if v.proto_neg is not None else 0.5
+            proto = _sigmoid(v.proto_scale * (a @ v.proto_pos - ref))
+            scores[:, i] = (1.0 - v.proto_weight) * scores[:, i] + v.proto_weight * proto
+        return scores.astype(np.float32)

@@ -1,0 +1,58 @@
+"""Scores over time → booleans a behaviour tree can trust.
+
+Per predicate: a threshold with hysteresis (turns on at `threshold`, off below `threshold -
+hysteresis`, so a score hovering at the threshold does not flicker), a minimum duration (the score
+must stay on that long, in audio time, before the value turns true), and a kind: `state` is true
+while the sound lasts; `event` fires once at onset and not again within `refractory_s` or before
+the score has dropped below the off level.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .config import PredicateConfig
+
+
+@dataclass
+class Step:
+    value: bool  # what to publish for this window
+    fired: bool  # an event fired (or a state turned true) in this window
+
+
+class PredicateTracker:
+    """The decision logic of one predicate; `step` is called once per window, in time order."""
+
+    def __init__(self, cfg: PredicateConfig) -> None:
+        self.cfg = cfg
+        self.active = False  # hysteresis state: score above the on level (and held since)
+        self.on_since: float | None = None  # audio time the score first went on in this run
+        self.confirmed = False  # min duration met for the current run
+        self.last_fire: float | None = None
+
+    def reset(self) -> None:
+        self.__init__(self.cfg)  # type: ignore[misc]
+
+    def step(self, score: float, t: float) -> Step:
+        """Advance with this window's score at audio time `t` (the window's end)."""
+        if not math.isfinite(score):  # skipped window: hold the state, fire nothing
+            return Step(value=self._state_value(), fired=False)
+        cfg = self.cfg
+        if self.active:
+            if score < cfg.threshold_off:
+                self.active, self.on_since, self.confirmed = False, None, False
+        elif score >= cfg.threshold:
+            self.active, self.on_since = True, t
+        newly = False
+        if self.active and not self.confirmed and self.on_since is not None \
+                and t - self.on_since >= cfg.min_duration_s - 1e-9:
+            self.confirmed = newly = True
+        if cfg.kind == "state":
+            return Step(value=self.confirmed, fired=newly)
+        fired = newly and (self.last_fire is None or t - self.last_fire >= cfg.refractory_s - 1e-9)
+        if fired:
+            self.last_fire = t
+        return Step(value=fired, fired=fired)
+
+    def _state_value(self) -> bool:
+        return self.confirmed if self.cfg.kind == "state" else False
