@@ -1,0 +1,1 @@
+"""Command-line tools: `clap-classify` and `clap-eval`."""

@@ -1,0 +1,53 @@
+"""What every CLI shares: option groups, label lists, and turning expected errors into one line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from ..config import DEFAULT_TEMPLATE
+from ..errors import ClapError
+from ..manifest import read_label_list
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", default="default",
+                        help="'default', a registered name (msclap-2022) or a checkpoint path")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template with one {} for the label")
+    parser.add_argument("--labels-file", help="one label per line")
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+
+def labels_from(args: argparse.Namespace, fallback: list[str] | None = None) -> list[str]:
+    """Labels from --labels-file, else --labels "a,b,c", else the fallback."""
+    if args.labels_file:
+        return read_label_list(args.labels_file)
+    text = getattr(args, "labels", None)
+    if text:
+        labels = [label.strip() for label in text.split(",") if label.strip()]
+        if labels:
+            return labels
+    if fallback:
+        return fallback
+    raise ClapError("no labels: pass --labels \"a,b,c\" or --labels-file FILE")
+
+
+def check_template(template: str) -> str:
+    if template.count("{}") != 1:
+        raise ClapError(f"--template: needs exactly one {{}} for the label, got {template!r}")
+    return template
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a CLI body; expected failures print one line `error: …` and exit 2."""
+    try:
+        return main(argv)
+    except ClapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

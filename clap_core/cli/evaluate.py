@@ -1,0 +1,79 @@
+"""clap-eval zeroshot --manifest CSV: zero-shot top-1 accuracy over a labelled manifest."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+
+from tqdm import tqdm
+
+from .. import load_model
+from ..errors import AudioFileError, ClapError
+from ..inference import embed_file, prompt_embeddings, zero_shot_probabilities
+from ..manifest import read_labelled_manifest
+from .common import add_model_options, check_template, labels_from, run, warn
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clap-eval", description="Evaluate a CLAP model.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    zs = sub.add_parser("zeroshot", help="zero-shot classification accuracy on a labelled CSV")
+    zs.add_argument("--manifest", required=True, help="CSV with at least 'path' and 'label' columns")
+    zs.add_argument("--root", help="folder that relative paths start from (default: the CSV's folder)")
+    add_model_options(zs)
+    return parser
+
+
+def zero_shot(args: argparse.Namespace) -> dict:
+    clips = read_labelled_manifest(args.manifest, args.root)
+    classes = labels_from(args, fallback=sorted({clip.label for clip in clips}))
+    template = check_template(args.template)
+    unknown = sorted({clip.label for clip in clips} - set(classes))
+    if unknown:
+        raise ClapError(f"{args.manifest}: labels not among the classes: {', '.join(unknown[:10])}")
+    model = load_model(args.weights)
+    text_emb = prompt_embeddings(model, classes, template)
+    hits: dict[str, list[int]] = defaultdict(list)
+    skipped = []
+    for clip in tqdm(clips, desc="zero-shot", unit="clip", file=sys.stderr, disable=None):
+        try:
+            probs = zero_shot_probabilities(model, embed_file(model, clip.path), text_emb)
+        except AudioFileError as exc:
+            warn(f"skipped {exc}")
+            skipped.append(str(clip.path))
+            continue
+        hits[clip.label].append(int(classes[int(probs.argmax())] == clip.label))
+    n = sum(len(v) for v in hits.values())
+    if n == 0:
+        raise ClapError(f"{args.manifest}: no clip could be read")
+    return {
+        "accuracy": sum(sum(v) for v in hits.values()) / n,
+        "n": n,
+        "n_classes": len(classes),
+        "per_class": {label: sum(v) / len(v) for label, v in sorted(hits.items())},
+        "template": template,
+        "weights": str(args.weights),
+        "skipped": skipped,
+    }
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    result = zero_shot(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for label, acc in result["per_class"].items():
+            print(f"{label:40s} {acc:6.1%}")
+        print(f"accuracy {result['accuracy']:.1%} over {result['n']} clips, {result['n_classes']} classes "
+              f"(template {result['template']!r}; {len(result['skipped'])} skipped)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

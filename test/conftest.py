@@ -1,0 +1,81 @@
+"""Fixtures shared by the whole suite: real recordings, and small real models built offline."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SOUNDS45 = (REPO.parent / "shared" / "data" / "sounds45").resolve()
+
+
+@pytest.fixture(scope="session")
+def sounds45() -> Path:
+    if not (SOUNDS45 / "labels.csv").is_file():
+        pytest.skip(f"the sounds45 recordings are not at {SOUNDS45}")
+    return SOUNDS45
+
+
+@pytest.fixture(scope="session")
+def sounds45_rows(sounds45: Path) -> list[dict[str, str]]:
+    with (sounds45 / "labels.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="session")
+def msclap_checkpoint(tmp_path_factory) -> Path:
+    """Microsoft's msclap 2022 model with seeded random weights, saved in the official layout."""
+    from clap_core.reference import write_msclap_checkpoint
+
+    return write_msclap_checkpoint(tmp_path_factory.mktemp("msclap") / "CLAP_weights_2022.pth", seed=0)
+
+
+def tiny_text_folder(folder: Path) -> Path:
+    """A 1-layer BERT with bert-base-uncased's vocabulary: a real `transformers` model, just small."""
+    from transformers import BertConfig
+
+    from clap_core.towers.hf_text import MINILM_PACKAGE, package_model_dir
+
+    folder.mkdir(parents=True, exist_ok=True)
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+               max_position_embeddings=128).save_pretrained(str(folder))
+    src = package_model_dir(MINILM_PACKAGE)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        if (src / name).exists():
+            shutil.copy(src / name, folder / name)
+    return folder
+
+
+def tiny_model_config(text_folder: Path):
+    """CNN14 with narrow channels + the tiny BERT: the full architecture in a few MB."""
+    from clap_core.config import AudioTowerConfig, ModelConfig, TextTowerConfig
+
+    return ModelConfig(
+        name="tiny-test",
+        audio=AudioTowerConfig(kind="cnn14", sample_rate=16000,
+                               options=dict(window_size=512, hop_size=160, mel_bins=32, fmin=50.0, fmax=8000.0,
+                                            classes_num=0, out_dim=64, channels=[4, 8, 8, 16, 16, 32])),
+        text=TextTowerConfig(kind="hf", source=str(text_folder), pooling="cls", max_length=32),
+        embed_dim=32,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A small model saved in the project's format (config.json + model.safetensors)."""
+    import torch
+
+    from clap_core.checkpoints import save_checkpoint
+    from clap_core.model import create_model
+
+    root = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    model = create_model(tiny_model_config(tiny_text_folder(root / "text")))
+    return save_checkpoint(model, root / "model")
+
+
+def read_json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
