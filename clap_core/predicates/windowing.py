@@ -4,8 +4,9 @@ Chunks arrive at any rate and size (a microphone callback, a ROS message, a whol
 resampled once, as a stream, to the model's rate; windows of `window_s` slide by `hop_s`; a window's
 times come from the first chunk's timestamp plus the sample count, so they are audio time, not
 wall-clock time. Jumps in the chunk timestamps are gaps: short ones are filled with silence and
-flagged, long ones (or time going backwards) start a new segment, also flagged — never glued
-silently. Samples that are NaN/inf or clipped are marked, and every window that holds one says so.
+flagged, long ones (or time going backwards by more than `max_fill_s`) start a new segment, also
+flagged; a short step backwards (stamp jitter) keeps the sample count and flags the window —
+never glued silently. Samples that are NaN/inf or clipped are marked, and every window that holds one says so.
 """
 from __future__ import annotations
 
@@ -167,6 +168,9 @@ class Windower:
         if abs(jump) <= tolerance:
             return []
         self.gaps.append((expected, jump))
+        if -self.max_fill_s <= jump < 0:  # stamps ran back a little (jitter, overlap): keep counting
+            self._pending_gap = True
+            return []
         if 0 < jump <= self.max_fill_s:
             fill = round(jump * self._in_sr)
             self._feed(np.zeros(fill, np.float32), np.full(fill, GAP, np.uint8))

@@ -98,6 +98,17 @@ def test_small_jitter_is_not_a_gap() -> None:
     assert w.gaps == [] and all("gap" not in x.flags for x in wins)
 
 
+def test_small_step_back_keeps_counting_and_flags() -> None:
+    sr = 8000
+    w = Windower(sr, 1.0, 0.5)
+    w.push(np.zeros(sr * 2, np.float32), sr, 10.0)
+    wins = w.push(np.zeros(sr // 10, np.float32), sr, 11.9)  # stamped 0.1 s early
+    wins += w.push(np.zeros(sr, np.float32), sr, 12.1)
+    assert w.gaps[0][1] == pytest.approx(-0.1)
+    assert np.allclose(np.diff([x.t_end for x in wins]), 0.5)  # same grid, no reset
+    assert any("gap" in x.flags for x in wins)
+
+
 def test_time_going_backwards_is_a_gap() -> None:
     sr = 8000
     w = Windower(sr, 1.0, 0.5)

@@ -1,0 +1,331 @@
+"""rosbag2 bags of audio, read and written with `rosbags` — no ROS message packages needed.
+
+Reading uses the message definitions stored in the bag itself (bags from Iron and later, and every
+bag `rosbags` writes, carry them), so a laptop without `audio_common_msgs` can replay a robot's
+recording. Both incompatible `audio_common_msgs` layouts are recognised by their types:
+
+- ``stamped`` (mgonzs13): ``AudioStamped`` — samples, format and rate in every message; the header
+  stamp is the time of the first sample.
+- ``raw`` (ros-drivers): ``AudioData`` (raw PCM bytes, or ``AudioDataStamped``) with ``AudioInfo``
+  on its own topic; unstamped chunks are timed by their receive time in the bag.
+
+Decoding goes through the node's own decoders (`clap_ros.messages`), so a replayed bag and the
+live topic become the same samples.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from clap_core.errors import ClapError
+
+from .audio_sources import AudioChunk, StreamClock
+from .messages import (AudioMessageError, RawPcmInfo, decode_mgonzs13, decode_raw_pcm,
+                       stamp_to_seconds)
+
+LAYOUT_STAMPED, LAYOUT_RAW = "stamped", "raw"
+LAYOUTS = (LAYOUT_STAMPED, LAYOUT_RAW)
+STORAGES = ("mcap", "sqlite3")
+STAMPED = "audio_common_msgs/msg/AudioStamped"
+RAW_DATA = "audio_common_msgs/msg/AudioData"
+RAW_STAMPED = "audio_common_msgs/msg/AudioDataStamped"
+RAW_INFO = "audio_common_msgs/msg/AudioInfo"
+
+# Message definitions (.msg text) of the two layouts, for writing bags and for reading old bags
+# that carry no definitions. The stamped layout is the one built in interfaces/audio_common_msgs.
+MSGDEFS: dict[str, dict[str, str]] = {
+    LAYOUT_STAMPED: {
+        "audio_common_msgs/msg/AudioData": "float32[] float32_data\nint32[] int32_data\nint16[] int16_data\n"
+                                           "int8[] int8_data\nuint8[] uint8_data\n",
+        "audio_common_msgs/msg/AudioInfo": "int32 format\nint32 channels\nint32 rate\nint32 chunk\n",
+        "audio_common_msgs/msg/Audio": "AudioData audio_data\nAudioInfo info\n",
+        STAMPED: "std_msgs/Header header\nAudio audio\n",
+    },
+    LAYOUT_RAW: {
+        RAW_DATA: "uint8[] data\n",
+        RAW_INFO: "uint8 channels\nuint32 sample_rate\nstring sample_format\nuint32 bitrate\n"
+                  "string coding_format\n",
+        RAW_STAMPED: "std_msgs/Header header\nAudioData audio\n",
+    },
+}
+PA_INT16 = 8  # mgonzs13 AudioInfo.format code for int16
+
+
+class BagError(ClapError):
+    """A bag cannot be used: not a bag, damaged, no audio, mixed rates. Names the bag and the fix."""
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """The audio found in a bag."""
+
+    path: Path
+    storage: str
+    layout: str
+    topic: str
+    msgtype: str
+    messages: int
+    info_topic: str | None = None
+
+
+def typestore_for(layout: str) -> Any:
+    """A rosbags typestore holding the standard types and one audio layout."""
+    from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    types: dict[str, Any] = {}
+    for name, text in MSGDEFS[layout].items():
+        types.update(get_types_from_msg(text, name))
+    store.register(types)
+    return store
+
+
+# -- reading ----------------------------------------------------------------------------------
+def is_bag(path: Path) -> bool:
+    return path.is_dir()
+
+
+def _open_reader(path: Path) -> Any:
+    """An opened AnyReader; every rosbags/sqlite failure becomes a one-line BagError."""
+    from rosbags.highlevel import AnyReader
+
+    if not path.exists():
+        raise BagError(f"{path}: no such bag directory or audio file")
+    if not (path / "metadata.yaml").is_file():
+        raise BagError(f"{path}: not a rosbag2 bag (metadata.yaml is missing); if the recording was cut "
+                       "short, run `ros2 bag reindex` on it first")
+    layout = _layout_hint(path)
+    reader = AnyReader([path], default_typestore=typestore_for(layout))
+    try:
+        reader.open()
+    except Exception as exc:  # noqa: BLE001 - rosbags raises many types; all mean "bad bag"
+        raise BagError(f"{path}: cannot open the bag ({_one_line(exc)}); it may be truncated or damaged") from None
+    return reader
+
+
+def _layout_hint(path: Path) -> str:
+    """Which layout's definitions to assume for bags without stored definitions (pre-Iron)."""
+    try:
+        meta = (path / "metadata.yaml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return LAYOUT_STAMPED
+    return LAYOUT_STAMPED if "AudioStamped" in meta else LAYOUT_RAW
+
+
+def find_audio(reader: Any, path: Path, topic: str | None = None) -> AudioStream:
+    """The audio topic of a bag: the one given, or the only one of a known audio type."""
+    conns = reader.connections
+    known = {STAMPED: LAYOUT_STAMPED, RAW_DATA: LAYOUT_RAW, RAW_STAMPED: LAYOUT_RAW}
+    candidates = [c for c in conns if c.msgtype in known]
+    if topic is not None:
+        chosen = [c for c in conns if c.topic == topic]
+        if not chosen:
+            raise BagError(f"{path}: no topic {topic}; topics: {_topic_list(conns)}")
+        if chosen[0].msgtype not in known:
+            raise BagError(f"{path}: topic {topic} has type {chosen[0].msgtype}, not an audio type "
+                           f"({', '.join(sorted(known))})")
+        candidates = chosen
+    if not candidates:
+        raise BagError(f"{path}: no audio topic (AudioStamped, or AudioData with AudioInfo) in this bag; "
+                       f"topics: {_topic_list(conns)}")
+    topics = sorted({c.topic for c in candidates})
+    if len(topics) > 1:
+        raise BagError(f"{path}: several audio topics ({', '.join(topics)}); choose one with --topic")
+    conn = candidates[0]
+    layout = known[conn.msgtype]
+    info_topic = None
+    if layout == LAYOUT_RAW:
+        infos = [c.topic for c in conns if c.msgtype == RAW_INFO]
+        info_topic = _pick_info_topic(conn.topic, infos)
+    storage = "mcap" if any(p.suffix == ".mcap" for p in path.iterdir()) else "sqlite3"
+    count = sum(c.msgcount for c in conns if c.topic == conn.topic)
+    return AudioStream(path, storage, layout, conn.topic, conn.msgtype, count, info_topic)
+
+
+def _pick_info_topic(audio_topic: str, infos: list[str]) -> str | None:
+    if not infos:
+        return None
+    parent = audio_topic.rsplit("/", 1)[0]
+    same = [t for t in infos if t.rsplit("/", 1)[0] == parent]
+    return (same or infos)[0]
+
+
+def read_bag_audio(path: str | Path, topic: str | None = None) -> tuple[AudioStream, Iterator[AudioChunk]]:
+    """Open a bag and return what audio it holds plus an iterator of its decoded chunks.
+
+    Chunk times: the header stamp when the message has one (non-zero), else the receive time in
+    the bag minus the chunk's duration, counted on by samples (`StreamClock`, as the live node does).
+    A change of sample rate mid-stream is an error: split the bag, or replay the parts separately.
+    """
+    path = Path(path)
+    reader = _open_reader(path)
+    try:
+        stream = find_audio(reader, path, topic)
+    except BagError:
+        reader.close()
+        raise
+    return stream, _chunks(reader, stream)
+
+
+def _chunks(reader: Any, stream: AudioStream) -> Iterator[AudioChunk]:
+    clock: StreamClock | None = None
+    info: RawPcmInfo | None = None
+    rate: int | None = None
+    wanted = [c for c in reader.connections if c.topic in (stream.topic, stream.info_topic)]
+    try:
+        for conn, log_ns, raw in reader.messages(connections=wanted):
+            msg = reader.deserialize(raw, conn.msgtype)
+            arrival = log_ns * 1e-9
+            if conn.msgtype == RAW_INFO:
+                info = _raw_info(msg, stream)
+                continue
+            samples, sr, stamp = _decode(msg, conn.msgtype, info, stream)
+            if not len(samples):
+                continue
+            if rate is not None and sr != rate:
+                raise BagError(f"{stream.path}: mixed sample rates on {stream.topic}: {rate} Hz, then {sr} Hz "
+                               f"at {arrival:.3f} s; split the bag and replay the parts separately")
+            rate = sr
+            if stamp <= 0 and clock is None:  # half a chunk: one dropped message shows as a gap
+                clock = StreamClock(tolerance_s=0.5 * len(samples) / sr)
+            t_first = stamp if stamp > 0 else clock.first_sample_time(arrival, len(samples), sr)  # type: ignore[union-attr]
+            yield AudioChunk(samples, sr, t_first)
+    except (sqlite3.DatabaseError, EOFError, OSError, ValueError, KeyError, AssertionError) as exc:
+        if isinstance(exc, BagError):
+            raise
+        raise BagError(f"{stream.path}: the bag is damaged or truncated ({_one_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - rosbags' reader and serde errors
+        if isinstance(exc, ClapError):
+            raise
+        raise BagError(f"{stream.path}: cannot read messages ({_one_line(exc)}); the bag may be truncated") from None
+    finally:
+        reader.close()
+
+
+def _raw_info(msg: Any, stream: AudioStream) -> RawPcmInfo:
+    try:
+        return RawPcmInfo.from_msg(msg)
+    except AudioMessageError as exc:
+        raise BagError(f"{stream.path}: {stream.info_topic}: {exc}") from None
+
+
+def _decode(msg: Any, msgtype: str, info: RawPcmInfo | None, stream: AudioStream
+            ) -> tuple[np.ndarray, int, float]:
+    try:
+        if msgtype == STAMPED:
+            samples, sr = decode_mgonzs13(msg.audio)
+            return samples, sr, stamp_to_seconds(msg.header.stamp)
+        if info is None:
+            raise BagError(f"{stream.path}: audio on {stream.topic} comes before any AudioInfo "
+                           f"({stream.info_topic or 'no AudioInfo topic in the bag'}); the raw bytes cannot be "
+                           "decoded without it — record the info topic too")
+        if msgtype == RAW_STAMPED:
+            return decode_raw_pcm(msg.audio.data, info), info.sample_rate, stamp_to_seconds(msg.header.stamp)
+        return decode_raw_pcm(msg.data, info), info.sample_rate, 0.0
+    except AudioMessageError as exc:
+        raise BagError(f"{stream.path}: {stream.topic}: {exc}") from None
+
+
+def _topic_list(conns: list[Any]) -> str:
+    return ", ".join(f"{c.topic} ({c.msgtype})" for c in conns) or "none"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# -- writing ----------------------------------------------------------------------------------
+def open_writer(path: Path, storage: str = "mcap") -> Any:
+    """A new rosbags Writer (mcap or sqlite3), opened; the folder must not exist yet."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    if storage not in STORAGES:
+        raise BagError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if path.exists():
+        raise BagError(f"{path}: already exists; choose a new --out folder")
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    writer = Writer(path, version=9, storage_plugin=plugin)
+    writer.open()
+    return writer
+
+
+def _stamp(store: Any, t: float) -> Any:
+    ns = int(round(t * 1e9))
+    return store.types["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class AudioBagWriter:
+    """Writes mono int16 audio chunks into a bag in one of the two layouts."""
+
+    def __init__(self, path: str | Path, layout: str = LAYOUT_STAMPED, storage: str = "mcap",
+                 topic: str | None = None, frame_id: str = "microphone") -> None:
+        if layout not in LAYOUTS:
+            raise BagError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        self.layout = layout
+        self.store = typestore_for(layout)
+        self.writer = open_writer(Path(path), storage)
+        self.frame_id = frame_id
+        self._info_rate: int | None = None
+        if layout == LAYOUT_STAMPED:
+            self.topic = topic or "/audio"
+            self.conn = self.writer.add_connection(self.topic, STAMPED, typestore=self.store)
+        else:
+            self.topic = topic or "/audio/audio"
+            info_topic = self.topic.rsplit("/", 1)[0] + "/audio_info"
+            self.conn = self.writer.add_connection(self.topic, RAW_DATA, typestore=self.store)
+            self.info_conn = self.writer.add_connection(info_topic, RAW_INFO, typestore=self.store)
+
+    def write(self, samples: np.ndarray, sample_rate: int, t_first: float) -> None:
+        """One message: `samples` (mono float32) starting at `t_first`; logged at its end time."""
+        pcm = np.clip(np.round(np.asarray(samples, np.float32) * 32767.0), -32768, 32767).astype("<i2")
+        t_log = t_first + len(pcm) / sample_rate
+        log_ns = int(round(t_log * 1e9))
+        T = self.store.types
+        if self.layout == LAYOUT_STAMPED:
+            msg = T[STAMPED](
+                header=T["std_msgs/msg/Header"](stamp=_stamp(self.store, t_first), frame_id=self.frame_id),
+                audio=T["audio_common_msgs/msg/Audio"](
+                    audio_data=T["audio_common_msgs/msg/AudioData"](
+                        float32_data=np.zeros(0, np.float32), int32_data=np.zeros(0, np.int32),
+                        int16_data=pcm.astype(np.int16), int8_data=np.zeros(0, np.int8),
+                        uint8_data=np.zeros(0, np.uint8)),
+                    info=T["audio_common_msgs/msg/AudioInfo"](format=PA_INT16, channels=1, rate=int(sample_rate),
+                                                              chunk=len(pcm))))
+            self.writer.write(self.conn, log_ns, self.store.serialize_cdr(msg, STAMPED))
+            return
+        if self._info_rate != sample_rate:  # the driver publishes info first; a bag keeps it
+            info = T[RAW_INFO](channels=1, sample_rate=int(sample_rate), sample_format="S16LE",
+                               bitrate=16 * int(sample_rate), coding_format="wave")
+            self.writer.write(self.info_conn, log_ns - 1, self.store.serialize_cdr(info, RAW_INFO))
+            self._info_rate = sample_rate
+        msg = T[RAW_DATA](data=np.frombuffer(pcm.tobytes(), np.uint8))
+        self.writer.write(self.conn, log_ns, self.store.serialize_cdr(msg, RAW_DATA))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> "AudioBagWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_audio_bag(path: str | Path, samples: np.ndarray, sample_rate: int, layout: str = LAYOUT_STAMPED,
+                    storage: str = "mcap", t0: float = 1.7e9, chunk: int = 1024,
+                    drop: set[int] | None = None) -> Path:
+    """Write one recording as a bag of `chunk`-sample messages starting at audio time `t0`.
+
+    `drop` lists message indices to leave out (simulated dropped messages, for gap tests).
+    """
+    path = Path(path)
+    with AudioBagWriter(path, layout, storage) as w:
+        for i, start in enumerate(range(0, len(samples), chunk)):
+            if drop and i in drop:
+                continue
+            w.write(samples[start:start + chunk], sample_rate, t0 + start / sample_rate)
+    return path
