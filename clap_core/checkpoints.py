@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -42,16 +42,17 @@ _MS_POSITION_IDS = "caption_encoder.base.embeddings.position_ids"
 # ---------------------------------------------------------------------------------------------
 # key accounting
 def _strict_load(model: ClapModel, state: Mapping[str, torch.Tensor], source: str,
-                 skip_prefixes: Iterable[str] = ()) -> None:
-    """Load every tensor; any missing, unexpected or mis-shaped key is an error naming them."""
+                 skip_prefixes: Iterable[str] = (), file_name: Callable[[str], str] = str) -> None:
+    """Load every tensor; any missing, unexpected or mis-shaped key is an error naming them
+    (as the file names them, via `file_name`)."""
     skip = tuple(skip_prefixes)
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(file_name(k) for k in set(expected) - set(state))
+    unexpected = sorted(file_name(k) for k in set(state) - set(expected))
     if missing or unexpected:
         raise CheckpointError(f"{source}: keys do not match the model "
                               f"({_key_list('missing', missing)}; {_key_list('unexpected', unexpected)})")
-    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()
+    wrong = [f"{file_name(k)} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()
              if tuple(state[k].shape) != tuple(v.shape)]
     if wrong:
         raise CheckpointError(f"{source}: tensor shapes differ from the model: {', '.join(wrong[:10])}")
@@ -128,7 +129,7 @@ def _reload_text_tower(config: ModelConfig, state: dict[str, torch.Tensor]):
     tower = build_text_tower(config.text)
     if not config.text.weights_from_package:
         prefix = "text_tower."
-        tower.load_state_dict({k[len(prefix):]: v for k, v in state.items()})
+        tower.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     return tower
 
 
@@ -163,6 +164,14 @@ def _map_msclap_key(key: str) -> str | None:
         if key.startswith(old):
             return new + key[len(old):]
     return None
+
+
+def _msclap_name(key: str) -> str:
+    """Our key → Microsoft's name for it (for error messages and export)."""
+    for old, new in _MS_PREFIXES:
+        if key.startswith(new):
+            return old + key[len(new):]
+    raise CheckpointError(f"no MS-CLAP name for key {key}")
 
 
 def _check_stft_kernels(model: ClapModel, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -205,7 +214,7 @@ def msclap_to_project_state(model: ClapModel, state: Mapping[str, torch.Tensor],
 def _load_msclap(path: Path, state: dict[str, torch.Tensor]) -> ClapModel:
     model = create_model(msclap_2022_config())
     mapped = msclap_to_project_state(model, state, str(path))
-    _strict_load(model, mapped, str(path))
+    _strict_load(model, mapped, str(path), file_name=_msclap_name)
     model.text_tower_loader = lambda: _reload_text_tower(
         model.config, msclap_to_project_state(model, read_torch_checkpoint(path), str(path)))
     return model.eval()
@@ -215,15 +224,7 @@ def project_to_msclap_state(model: ClapModel) -> dict[str, torch.Tensor]:
     """The model's weights in Microsoft's layout (for their code or other tools)."""
     if model.config.audio.kind != "cnn14" or model.text_tower is None:
         raise CheckpointError("only a CNN14 model with its text tower loaded can be written in MS-CLAP layout")
-    reverse = [(new, old) for old, new in _MS_PREFIXES]
-    out: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict().items():
-        for new, old in reverse:
-            if key.startswith(new):
-                out[old + key[len(new):]] = value.detach().cpu().clone()
-                break
-        else:
-            raise CheckpointError(f"no MS-CLAP name for key {key}")
+    out = {_msclap_name(key): value.detach().cpu().clone() for key, value in model.state_dict().items()}
     real, imag = model.audio_tower.frontend.dft_kernels()
     out[_MS_STFT_KEYS[0]], out[_MS_STFT_KEYS[1]] = real, imag
     return out
