@@ -281,7 +281,7 @@ class AudioBagWriter:
 
     def write(self, samples: np.ndarray, sample_rate: int, t_first: float) -> None:
         """One message: `samples` (mono float32) starting at `t_first`; logged at its end time."""
-        pcm = np.clip(np.round(np.asarray(samples, np.float32) * 32767.0), -32768, 32767).astype("<i2")
+        pcm = np.clip(np.round(np.asarray(samples, np.float32) * 32768.0), -32768, 32767).astype("<i2")
         t_log = t_first + len(pcm) / sample_rate
         log_ns = int(round(t_log * 1e9))
         T = self.store.types

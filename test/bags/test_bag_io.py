@@ -1,0 +1,120 @@
+"""Reading and writing audio bags: both layouts, both storages, and clear errors for bad bags."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clap_ros.bag_io import AudioBagWriter, BagError, read_bag_audio, typestore_for, write_audio_bag
+
+DATA = Path(__file__).resolve().parent / "data"
+SCENES = {"scene1": ["scene1_stamped_mcap", "scene1_raw_sqlite3"], "scene2": ["scene2_raw_mcap", "scene2_stamped_sqlite3"]}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _decode(path: Path, topic: str | None = None):
+    stream, chunks = read_bag_audio(path, topic)
+    chunks = list(chunks)
+    return stream, np.concatenate([c.samples for c in chunks]), [c.t_first for c in chunks], chunks
+
+
+@pytest.mark.parametrize("scene", sorted(SCENES))
+def test_committed_bags_decode_identically_in_both_layouts(scene: str) -> None:
+    decoded = [_decode(DATA / name) for name in SCENES[scene]]
+    layouts = {s.layout for s, *_ in decoded}
+    storages = {s.storage for s, *_ in decoded}
+    assert layouts == {"stamped", "raw"} and storages == {"mcap", "sqlite3"}
+    (s1, x1, t1, c1), (s2, x2, t2, c2) = decoded
+    assert np.array_equal(x1, x2)
+    assert np.allclose(np.array(t1) - t1[0], np.array(t2) - t2[0], atol=1e-6)
+    assert {c.sample_rate for c in c1 + c2} == {16000}
+    assert 20 < len(x1) / 16000 < 40  # the scenes are ~30 s
+
+
+def test_writer_round_trip_is_exact_to_int16(tmp_path: Path) -> None:
+    x = (np.sin(np.arange(8000) * 0.01) * 0.5).astype(np.float32)
+    for layout in ("stamped", "raw"):
+        for storage in ("mcap", "sqlite3"):
+            bag = write_audio_bag(tmp_path / f"{layout}_{storage}", x, 8000, layout, storage, t0=100.0, chunk=700)
+            stream, y, times, _ = _decode(bag)
+            assert stream.layout == layout and stream.storage == storage
+            assert np.max(np.abs(y - x)) <= 0.5 / 32768 + 1e-7
+            assert times[0] == pytest.approx(100.0, abs=1e-6)
+            assert times[1] - times[0] == pytest.approx(700 / 8000, abs=1e-6)
+
+
+def test_dropped_messages_show_in_chunk_times(tmp_path: Path) -> None:
+    x = np.zeros(16000, np.float32)
+    for layout in ("stamped", "raw"):
+        _, _, times, _ = _decode(write_audio_bag(tmp_path / layout, x, 16000, layout, chunk=1000, drop={5}))
+        steps = np.diff(times)
+        assert steps.max() == pytest.approx(2 * 1000 / 16000, abs=1e-4)  # the jump over the lost message
+        assert np.sum(steps > 0.09) == 1
+
+
+def test_bag_without_metadata(tmp_path: Path) -> None:
+    bag = tmp_path / "bag"
+    shutil.copytree(DATA / "scene1_stamped_mcap", bag)
+    (bag / "metadata.yaml").unlink()
+    with pytest.raises(BagError, match="metadata.yaml is missing"):
+        read_bag_audio(bag)
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(BagError, match="no such bag"):
+        read_bag_audio(tmp_path / "nope")
+
+
+def test_bag_without_audio_names_its_topics(tmp_path: Path) -> None:
+    from rosbags.rosbag2 import Writer
+
+    store = typestore_for("stamped")
+    with Writer(tmp_path / "text", version=9) as w:
+        conn = w.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
+        w.write(conn, 1, store.serialize_cdr(store.types["std_msgs/msg/String"](data="hi"), "std_msgs/msg/String"))
+    with pytest.raises(BagError, match=r"no audio topic .* topics: /chatter \(std_msgs/msg/String\)"):
+        read_bag_audio(tmp_path / "text")
+    with pytest.raises(BagError, match="topic /chatter has type std_msgs/msg/String, not an audio type"):
+        read_bag_audio(tmp_path / "text", topic="/chatter")
+
+
+@pytest.mark.parametrize("name", ["scene1_stamped_mcap", "scene1_raw_sqlite3"])
+def test_truncated_bag(tmp_path: Path, name: str) -> None:
+    bag = tmp_path / "bag"
+    shutil.copytree(DATA / name, bag)
+    (data,) = [p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")]
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(BagError, match="truncated|damaged"):
+        _decode(bag)
+
+
+def test_mixed_sample_rates(tmp_path: Path) -> None:
+    with AudioBagWriter(tmp_path / "mixed", "stamped", "mcap") as w:
+        w.write(np.zeros(1600, np.float32), 16000, 10.0)
+        w.write(np.zeros(4410, np.float32), 44100, 10.1)
+    with pytest.raises(BagError, match="mixed sample rates on /audio: 16000 Hz, then 44100 Hz"):
+        _decode(tmp_path / "mixed")
+
+
+def test_raw_audio_before_info_is_an_error(tmp_path: Path) -> None:
+    from rosbags.rosbag2 import Writer
+
+    store = typestore_for("raw")
+    with Writer(tmp_path / "noinfo", version=9) as w:
+        conn = w.add_connection("/audio/audio", "audio_common_msgs/msg/AudioData", typestore=store)
+        msg = store.types["audio_common_msgs/msg/AudioData"](data=np.zeros(64, np.uint8))
+        w.write(conn, 1, store.serialize_cdr(msg, "audio_common_msgs/msg/AudioData"))
+    with pytest.raises(BagError, match="comes before any AudioInfo"):
+        _decode(tmp_path / "noinfo")
+
+
+def test_layout_definitions_match_the_interfaces_package() -> None:
+    """bag_io's stamped-layout .msg text says the same fields as interfaces/audio_common_msgs."""
+    from clap_ros.bag_io import MSGDEFS
+
+    for name, text in MSGDEFS["stamped"].items():
+        msg = ROOT / "interfaces" / "audio_common_msgs" / "msg" / f"{name.rsplit('/', 1)[1]}.msg"
+        fields = [ln.split("#")[0].split() for ln in msg.read_text().splitlines()]
+        assert [f for f in fields if f] == [ln.split() for ln in text.splitlines() if ln.strip()]
