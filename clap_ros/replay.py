@@ -13,7 +13,7 @@ from clap_core.audio_io import load_audio
 from clap_core.predicates import PredicateEngine, WindowResult
 
 from .audio_sources import AudioChunk
-from .bag_io import AudioStream, read_bag_audio
+from .bag_io import AudioStream, BagError, read_bag_audio
 
 FILE_CHUNK_S = 10.0  # an audio file is pushed in pieces of this length (bounded memory)
 
@@ -39,6 +39,8 @@ class ReplayStats:
 def open_source(path: str | Path, topic: str | None = None) -> ReplaySource:
     """A rosbag2 bag folder (or its .mcap/.db3 file) or a plain audio file."""
     path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such bag directory or audio file")
     if path.is_file() and path.suffix in (".mcap", ".db3"):
         path = path.parent
     if path.is_dir():

@@ -8,14 +8,10 @@ flat "background" direction). End-to-end quality is tested with the real default
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-SOUNDS45 = ROOT.parent / "shared" / "data" / "sounds45"
 BANDS = {"low": (100, 400), "mid": (900, 1400), "high": (2500, 3500)}
 
 
@@ -86,9 +82,3 @@ def default_model():
     except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
         pytest.skip(f"default model not available: {exc}")
 
-
-@pytest.fixture(scope="session")
-def sounds45() -> Path:
-    if not (SOUNDS45 / "labels.csv").exists():
-        pytest.skip(f"sounds45 recordings not found at {SOUNDS45}")
-    return SOUNDS45
