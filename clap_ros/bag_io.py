@@ -279,10 +279,11 @@ class AudioBagWriter:
             self.conn = self.writer.add_connection(self.topic, RAW_DATA, typestore=self.store)
             self.info_conn = self.writer.add_connection(info_topic, RAW_INFO, typestore=self.store)
 
-    def write(self, samples: np.ndarray, sample_rate: int, t_first: float) -> None:
-        """One message: `samples` (mono float32) starting at `t_first`; logged at its end time."""
+    def write(self, samples: np.ndarray, sample_rate: int, t_first: float, log_time: float | None = None) -> None:
+        """One message: `samples` (mono float32) starting at `t_first`; logged at `log_time`
+        (default: the chunk's end, when a live publisher would have sent it)."""
         pcm = np.clip(np.round(np.asarray(samples, np.float32) * 32768.0), -32768, 32767).astype("<i2")
-        t_log = t_first + len(pcm) / sample_rate
+        t_log = t_first + len(pcm) / sample_rate if log_time is None else log_time
         log_ns = int(round(t_log * 1e9))
         T = self.store.types
         if self.layout == LAYOUT_STAMPED:
