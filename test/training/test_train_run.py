@@ -1,0 +1,119 @@
+"""End-to-end training on real sounds45 clips with a tiny model: the loss falls, checkpoints reload
+to identical outputs, a resumed run retraces the uninterrupted one bit for bit, fine-tuning respects
+frozen towers, and bad input ends in a one-line error."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from clap_core.checkpoints import load_checkpoint
+from training.config import load_config
+from training.loop import STATE_FILE, Trainer, setup_runtime
+from training.train import main
+
+from conftest import write_run_config
+
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tiny_config_dict, manifests, sounds45):
+    folder = tmp_path_factory.mktemp("full")
+    path = write_run_config(folder / "run.yaml", tiny_config_dict, manifests, sounds45, folder / "out",
+                            train={"epochs": EPOCHS})
+    trainer = Trainer(load_config(path), setup_runtime("cpu"))
+    trainer.fit()
+    return trainer, folder
+
+
+def test_loss_falls_and_every_metric_is_logged(full_run):
+    trainer, folder = full_run
+    history = trainer.state.history
+    assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))
+    val = [row["val_loss"] for row in history]  # fixed crops and batches: no sampling noise
+    assert val[-1] < 0.9 * val[0] and val == sorted(val, reverse=True), val
+    train = [row["train_loss"] for row in history]
+    for row in history:
+        assert set(row) >= {"val_loss", "a2t_r1", "a2t_r10", "t2a_r1", "t2a_r10", "zeroshot_acc", "lr", "temperature"}
+        assert 0.0 <= row["zeroshot_acc"] <= 1.0 and row["val_loss"] == row["val_loss"]
+    out = folder / "out"
+    with (out / "log.csv").open() as fh:
+        logged = list(csv.DictReader(fh))
+    assert [float(r["train_loss"]) for r in logged] == pytest.approx(train)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for sub in ("best", "last"):
+        assert (out / sub / "model.safetensors").is_file() and (out / sub / "config.json").is_file()
+    state = torch.load(out / "last" / STATE_FILE, weights_only=True)
+    assert state["epoch"] == EPOCHS and len(state["history"]) == EPOCHS
+
+
+def test_checkpoint_reloads_to_identical_outputs(full_run):
+    trainer, folder = full_run
+    reloaded = load_checkpoint(folder / "out" / "last")
+    model = trainer.model.eval()
+    waves = torch.stack([trainer.data.val[i][0] for i in range(len(trainer.data.val))])
+    texts = trainer.data.val_captions
+    with torch.no_grad():
+        assert torch.equal(model.encode_audio(waves), reloaded.encode_audio(waves))
+        assert torch.equal(model.encode_text(texts), reloaded.encode_text(texts))
+    assert torch.equal(model.logit_scale, reloaded.logit_scale)
+    assert not torch.equal(model.text_projection.linear1.weight,
+                           load_checkpoint_init(trainer).text_projection.linear1.weight)
+
+
+def load_checkpoint_init(trainer):
+    """The same architecture freshly initialised with the run's seed: what training started from."""
+    from training.loop import build_model
+
+    torch.manual_seed(trainer.config.train.seed)
+    return build_model(trainer.config)
+
+
+def test_resume_retraces_the_uninterrupted_run(full_run, tmp_path, tiny_config_dict, manifests, sounds45):
+    trainer, _ = full_run
+    out = tmp_path / "out"
+    path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, out,
+                            train={"epochs": EPOCHS})
+    assert main(["--config", str(path), "--set", "train.epochs=2"]) == 0
+    assert main(["--resume", str(out), "--set", f"train.epochs={EPOCHS}"]) == 0
+    resumed = torch.load(out / "last" / STATE_FILE, weights_only=True)["history"]
+    for key in ("train_loss", "val_loss", "a2t_r1", "zeroshot_acc", "lr", "temperature"):
+        assert [row[key] for row in resumed] == [row[key] for row in trainer.state.history], key
+    final = load_checkpoint(out / "last").state_dict()
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(final[name], value), name
+
+
+def test_finetune_a_checkpoint_with_the_text_tower_frozen(tmp_path, tiny_model_dir, manifests, sounds45):
+    """Fine-tuning the suite's tiny CNN14 + BERT checkpoint: the audio side learns, frozen parts stay."""
+    path = write_run_config(tmp_path / "run.yaml", {}, manifests, sounds45, tmp_path / "out",
+                            train={"epochs": 1}, data={"clip_seconds": 1.0, "zeroshot": None})
+    config = load_config(path, ["model.config=null", f"model.weights={tiny_model_dir}", "model.audio_tower=trainable",
+                                "model.text_tower=frozen", "model.logit_scale=frozen"])
+    trainer = Trainer(config, setup_runtime("cpu"))
+    trainer.fit()
+    start = load_checkpoint(tiny_model_dir).state_dict()
+    after = trainer.model.state_dict()
+    text = [k for k in start if k.startswith("text_tower.")]
+    assert text and all(torch.equal(start[k], after[k]) for k in text)
+    assert torch.equal(start["logit_scale"], after["logit_scale"])
+    for key in ("audio_tower.conv_block1.conv1.weight", "audio_tower.bn0.running_mean", "text_projection.linear1.weight"):
+        assert not torch.equal(start[key], after[key]), key
+
+
+def test_bad_input_ends_in_one_line_errors(tmp_path, tiny_config_dict, manifests, sounds45, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,caption\na.wav,x\n")
+    path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, tmp_path / "out")
+    cases = [
+        (["--config", str(path), "--set", f"data.train={bad}"], "error: manifest"),
+        (["--config", str(path), "--set", "optim.lr=-1"], "error: optim.lr"),
+        (["--config", str(path), "--set", f"data.train={tmp_path / 'missing.csv'}"], "no such file"),
+        (["--resume", str(tmp_path)], "not a training run folder"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

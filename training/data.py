@@ -1,0 +1,301 @@
+"""Training data: manifests → clips with captions → random, augmented fixed-length crops.
+
+Every random choice for a sample (crop start, caption, augmentations) comes from a generator seeded by
+(seed, epoch, clip index), never from global state: a resumed run, a run with worker processes and
+each DDP rank all draw exactly what an uninterrupted single-process run would.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from clap_core.errors import AudioFileError, ManifestError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio file and every caption that describes it (a label yields one caption per template)."""
+
+    path: Path
+    captions: tuple[str, ...]
+    label: Optional[str] = None
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def read_manifest(path: str | Path, templates: Sequence[str], audio_root: str | Path | None = None) -> list[Clip]:
+    """CSV (header row) or JSONL manifest → clips, one per distinct audio path.
+
+    Columns/keys: `path` plus either `caption` (a string; JSONL may also give `captions`, a list) or
+    `label` (turned into captions through `templates`). Several rows with the same path add captions.
+    """
+    manifest = Path(path)
+    rows = _read_rows(manifest)
+    root = Path(audio_root) if audio_root else manifest.parent
+    by_path: dict[Path, list[str]] = {}
+    labels: dict[Path, str] = {}
+    for line, row in rows:
+        where = f"manifest {manifest} line {line}"
+        audio = _field(row, "path", where)
+        captions = _captions(row, templates, where)
+        resolved = Path(audio) if Path(audio).is_absolute() else root / audio
+        for caption in captions:
+            if caption not in by_path.setdefault(resolved, []):
+                by_path[resolved].append(caption)
+        if "label" in row and row["label"] not in (None, ""):
+            labels.setdefault(resolved, str(row["label"]).strip())
+    if not by_path:
+        raise ManifestError(f"manifest {manifest}: no rows (expected a header and one row per clip)")
+    return [Clip(p, tuple(c), labels.get(p)) for p, c in by_path.items()]
+
+
+def read_audio_list(source: str | Path) -> list[Path]:
+    """Background sounds: a folder (searched recursively for audio files) or a manifest's paths."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise ManifestError(f"background folder {source}: holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+        return files
+    rows = _read_rows(source)
+    paths = []
+    for line, row in rows:
+        audio = _field(row, "path", f"manifest {source} line {line}")
+        paths.append(Path(audio) if Path(audio).is_absolute() else source.parent / audio)
+    if not paths:
+        raise ManifestError(f"manifest {source}: no rows")
+    return paths
+
+
+def _read_rows(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
+    if not manifest.is_file():
+        raise ManifestError(f"manifest {manifest}: no such file")
+    if manifest.suffix.lower() in (".jsonl", ".ndjson"):
+        return _read_jsonl(manifest)
+    if manifest.suffix.lower() in (".csv", ".tsv"):
+        return _read_csv(manifest)
+    raise ManifestError(f"manifest {manifest}: unknown format (use .csv with a header row, or .jsonl)")
+
+
+def _read_csv(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
+    delimiter = "\t" if manifest.suffix.lower() == ".tsv" else ","
+    try:
+        with manifest.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if "path" not in header:
+                raise ManifestError(f"manifest {manifest}: header has no 'path' column "
+                                    f"(found: {', '.join(header) or 'nothing'})")
+            if not {"caption", "label"} & set(header):
+                raise ManifestError(f"manifest {manifest}: header needs a 'caption' or a 'label' column "
+                                    f"(found: {', '.join(header)})")
+            reader.fieldnames = header
+            return [(i + 2, row) for i, row in enumerate(reader) if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+    except UnicodeDecodeError:
+        raise ManifestError(f"manifest {manifest}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise ManifestError(f"manifest {manifest}: not valid CSV ({exc})") from None
+
+
+def _read_jsonl(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ManifestError(f"manifest {manifest}: not UTF-8 text") from None
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"manifest {manifest} line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ManifestError(f"manifest {manifest} line {number}: expected a JSON object")
+        rows.append((number, row))
+    return rows
+
+
+def _field(row: dict[str, Any], key: str, where: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ManifestError(f"{where}: missing or empty '{key}'")
+    return value.strip()
+
+
+def _captions(row: dict[str, Any], templates: Sequence[str], where: str) -> list[str]:
+    caption = row.get("caption", row.get("captions"))
+    if isinstance(caption, str) and caption.strip():
+        return [caption.strip()]
+    if isinstance(caption, list) and caption and all(isinstance(c, str) and c.strip() for c in caption):
+        return [c.strip() for c in caption]
+    label = row.get("label")
+    if isinstance(label, str) and label.strip():
+        return [tpl.format(label.strip()) for tpl in templates]
+    raise ManifestError(f"{where}: needs a non-empty 'caption' (or 'captions' list) or 'label'")
+
+
+def split_clips(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """Hold out a seeded random `fraction` of the clips for validation (at least one, never all)."""
+    if len(clips) < 2:
+        raise ManifestError(f"training manifest has {len(clips)} clip(s): need at least 2 to hold some out "
+                            "for validation (or give data.val)")
+    order = np.random.default_rng(seed).permutation(len(clips))
+    n_val = min(len(clips) - 1, max(1, round(fraction * len(clips))))
+    val = sorted(order[:n_val].tolist())
+    train = sorted(order[n_val:].tolist())
+    return [clips[i] for i in train], [clips[i] for i in val]
+
+
+# ---------------------------------------------------------------- audio
+
+
+def load_clip_audio(path: Path, sample_rate: int) -> np.ndarray:
+    """Decode any format/rate through clap_core and resample to the model's rate."""
+    from clap_core.audio_io import load_audio, resample
+
+    wave, rate = load_audio(path)
+    wave = np.asarray(wave, dtype=np.float32)
+    if rate != sample_rate:
+        wave = np.asarray(resample(wave, rate, sample_rate), dtype=np.float32)
+    if wave.size == 0:
+        raise AudioFileError(f"{path}: holds no samples")
+    return wave
+
+
+def load_all(clips: Sequence[Clip], sample_rate: int, what: str, progress: bool = False) -> tuple[list[Clip], list[np.ndarray]]:
+    """Decode every clip up front; unreadable ones are skipped with a one-line warning each."""
+    from tqdm import tqdm
+
+    kept, waves = [], []
+    for clip in tqdm(clips, desc=f"loading {what}", disable=not progress, file=sys.stderr, leave=False):
+        try:
+            waves.append(load_clip_audio(clip.path, sample_rate))
+            kept.append(clip)
+        except AudioFileError as exc:
+            print(f"warning: skipping {what} clip: {exc}", file=sys.stderr)
+    if not kept:
+        raise ManifestError(f"{what}: none of the {len(clips)} audio files could be read "
+                            f"(first: {clips[0].path if clips else '-'}); check the paths or data.audio_root")
+    return kept, waves
+
+
+def crop(wave: np.ndarray, length: int, rng: Optional[np.random.Generator]) -> np.ndarray:
+    """A `length`-sample window: random start (rng) or the start (None); short clips are tiled."""
+    if wave.size < length:
+        reps = -(-length // wave.size) + 1
+        tiled = np.tile(wave, reps)
+        start = int(rng.integers(wave.size)) if rng is not None else 0
+        return tiled[start:start + length]
+    start = int(rng.integers(wave.size - length + 1)) if rng is not None else 0
+    return wave[start:start + length]
+
+
+def scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Noise scaled so that power(signal)/power(noise) = snr_db; silent inputs leave it as is."""
+    p_sig = float(np.mean(signal.astype(np.float64) ** 2))
+    p_noise = float(np.mean(noise.astype(np.float64) ** 2))
+    if p_sig <= 0.0 or p_noise <= 0.0:
+        return np.zeros_like(noise)
+    return noise * np.float32(np.sqrt(p_sig / (p_noise * 10.0 ** (snr_db / 10.0))))
+
+
+# ---------------------------------------------------------------- dataset
+
+
+class ClipDataset(Dataset):
+    """Fixed-length crops of clips with one caption each.
+
+    train=True: random crop, random caption, augmentations (all seeded per epoch and clip).
+    train=False: the first window and the first caption, so validation is the same every epoch.
+    """
+
+    def __init__(self, clips: Sequence[Clip], waves: Sequence[np.ndarray], sample_rate: int, clip_seconds: float,
+                 train: bool, seed: int = 0, augment: Any = None, backgrounds: Sequence[np.ndarray] = ()):
+        self.clips = list(clips)
+        self.waves = list(waves)
+        self.sample_rate = sample_rate
+        self.length = int(round(clip_seconds * sample_rate))
+        self.train = train
+        self.seed = seed
+        self.augment = augment
+        self.backgrounds = list(backgrounds)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int]:
+        clip, wave = self.clips[index], self.waves[index]
+        if not self.train:
+            return torch.from_numpy(crop(wave, self.length, None).copy()), clip.captions[0], index
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        random_crop = self.augment is None or self.augment.random_crop
+        out = crop(wave, self.length, rng if random_crop else None).astype(np.float32, copy=True)
+        caption = clip.captions[int(rng.integers(len(clip.captions)))]
+        if self.augment is not None:
+            out = self._augment(out, index, rng)
+        return torch.from_numpy(out), caption, index
+
+    def _augment(self, out: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
+        """Gain, background mix, circular shift — each drawn even when off, so switching one
+        augmentation does not change what the others draw."""
+        a = self.augment
+        gain_on, gain_db = rng.random() < a.gain_prob, rng.uniform(*a.gain_db)
+        mix_on, snr_db, pick = rng.random() < a.mix_prob, rng.uniform(*a.mix_snr_db), int(rng.integers(1 << 30))
+        shift_on, shift = rng.random() < a.shift_prob, int(rng.integers(self.length))
+        if mix_on:
+            noise = self._background(index, pick, rng)
+            if noise is not None:
+                out = out + scale_to_snr(out, noise, snr_db)
+        if gain_on:
+            out = out * np.float32(10.0 ** (gain_db / 20.0))
+        if shift_on:
+            out = np.roll(out, shift)
+        return out.astype(np.float32, copy=False)
+
+    def _background(self, index: int, pick: int, rng: np.random.Generator) -> Optional[np.ndarray]:
+        if self.backgrounds:
+            return crop(self.backgrounds[pick % len(self.backgrounds)], self.length, rng)
+        if len(self.waves) < 2:
+            return None
+        other = pick % (len(self.waves) - 1)
+        other += other >= index  # any clip but this one
+        return crop(self.waves[other], self.length, rng)
+
+
+def collate(batch: Iterable[tuple[torch.Tensor, str, int]]) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+    waves, captions, indices = zip(*batch)
+    return torch.stack(waves), list(captions), torch.tensor(indices)
+
+
+def relevance(clips: Sequence[Clip]) -> tuple[list[str], torch.Tensor]:
+    """Every distinct caption of `clips` and which clips it describes: [n_clips, n_captions] bool.
+
+    Identical captions on different clips (e.g. two clips of one label) count as correct for both."""
+    captions: list[str] = []
+    column: dict[str, int] = {}
+    for clip in clips:
+        for caption in clip.captions:
+            if caption not in column:
+                column[caption] = len(captions)
+                captions.append(caption)
+    rel = torch.zeros(len(clips), len(captions), dtype=torch.bool)
+    for row, clip in enumerate(clips):
+        for caption in clip.captions:
+            rel[row, column[caption]] = True
+    return captions, rel
