@@ -79,3 +79,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def read_json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The embedded default model, or a skip that says why (its weights may not be built yet)."""
+    from clap_core import load_model
+    from clap_core.errors import CheckpointError
+
+    try:
+        return load_model("default")
+    except CheckpointError as exc:
+        pytest.skip(f"default model not available: {exc}")

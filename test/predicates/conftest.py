@@ -68,17 +68,3 @@ def tone_fixture():
 @pytest.fixture
 def band_model() -> BandModel:
     return BandModel()
-
-
-@pytest.fixture(scope="session")
-def default_model():
-    """The real default model, or a skip that says why."""
-    try:
-        from clap_core import load_model
-    except ImportError as exc:
-        pytest.skip(f"clap_core.load_model not available yet ({exc})")
-    try:
-        return load_model("default")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
-        pytest.skip(f"default model not available: {exc}")
-
