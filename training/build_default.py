@@ -1,0 +1,113 @@
+"""Rebuild the embedded default model from scratch, on the CPU, with one command:
+
+    python -m training.build_default                 # → clap_core/weights/default/
+    python -m training.build_default --exclude "chainsaw,hair dryer" --out runs/fold1 --no-install
+
+Steps: (1) build the model from `training/configs/default_model.yaml` (frozen YAMNet + MiniLM);
+(2) initialise the projections so that audio lands where the text of the AudioSet labels YAMNet
+hears lands ("label space"); (3) write the caption manifest (`training/data_default.py`);
+(4) fine-tune the projections with `training/train.py` and `training/configs/default.yaml`;
+(5) copy the last checkpoint into the package. `--exclude` leaves classes out of training, which is
+how `bench/eval_default.py` measures accuracy on classes the model never trained on.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from clap_core.checkpoints import save_checkpoint
+from clap_core.config import ModelConfig
+from clap_core.errors import ClapError, ConfigError
+from clap_core.model import ClapModel, create_model
+from clap_core.towers.yamnet import EMBED_DIM, class_names
+
+from . import data_default
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_CONFIG = ROOT / "training" / "configs" / "default_model.yaml"
+TRAIN_CONFIG = ROOT / "training" / "configs" / "default.yaml"
+PACKAGE_DIR = ROOT / "clap_core" / "weights" / "default"
+DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "sounds45" / "labels.csv"
+INIT_TEMPLATE = "This is a sound of {}."
+
+
+def model_config(path: Path = MODEL_CONFIG) -> ModelConfig:
+    return ModelConfig.from_dict(yaml.safe_load(path.read_text()))
+
+
+@torch.no_grad()
+def label_space_init(model: ClapModel, template: str = INIT_TEMPLATE) -> None:
+    """Audio projection: YAMNet's class probabilities → the probability-weighted sum of the (unit)
+    MiniLM embeddings of their label texts; text projection: identity. Before any training this
+    already scores a text by how close it is to the labels YAMNet hears; training refines it."""
+    if model.config.embed_dim != model.text_tower.out_dim:
+        raise ConfigError("embed_dim: the label-space initialisation needs embed_dim == the text tower's width")
+    names = class_names()
+    labels = model.text_tower([template.format(n) for n in names])
+    labels = labels / labels.norm(dim=-1, keepdim=True)
+    audio, text = model.audio_projection, model.text_projection
+    audio.linear1.weight.zero_()
+    audio.linear1.weight[:, EMBED_DIM:EMBED_DIM + len(names)] = labels.T
+    audio.linear2.weight.zero_()
+    text.linear1.weight.copy_(torch.eye(text.linear1.weight.shape[0]))
+    text.linear2.weight.zero_()
+
+
+def build(out: Path, labels_csv: Path, exclude: set[str], overrides: list[str]) -> Path:
+    """Run the whole recipe into `out`; returns the folder of the finished checkpoint."""
+    from training.train import main as train_main
+
+    torch.manual_seed(0)
+    model = create_model(model_config())
+    label_space_init(model)
+    save_checkpoint(model, out / "init")
+    clips = [c for c in data_default.read_labels(labels_csv) if c.label not in exclude]
+    if not clips:
+        raise ConfigError("--exclude: every class was excluded; nothing left to train on")
+    manifest = data_default.write_manifest(clips, out / "train.csv", model.audio_tower, class_names())
+    args = ["--config", str(TRAIN_CONFIG),
+            "--set", f"model.weights={out / 'init'}",
+            "--set", f"data.train={manifest}",
+            "--set", f"data.val={manifest}",
+            "--set", f"train.output_dir={out / 'run'}"]
+    for item in overrides:
+        args += ["--set", item]
+    if train_main(args) != 0:
+        raise ClapError("training failed (see the message above)")
+    return out / "run" / "last"
+
+
+def install(checkpoint: Path, target: Path = PACKAGE_DIR) -> None:
+    """Copy only the shipped files (config + safetensors) next to the model card."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy2(checkpoint / name, target / name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Rebuild the embedded default model (CPU, a few minutes).")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "default", help="work folder")
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labels.csv (path,label) of the recordings")
+    parser.add_argument("--exclude", default="", help="comma-separated labels to leave out of training")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="override a training field")
+    parser.add_argument("--no-install", action="store_true", help="do not copy the result into the package")
+    args = parser.parse_args(argv)
+    try:
+        exclude = {s.strip() for s in args.exclude.split(",") if s.strip()}
+        checkpoint = build(args.out, args.labels, exclude, args.overrides)
+        if not args.no_install:
+            install(checkpoint)
+            print(f"installed {checkpoint} → {PACKAGE_DIR}", file=sys.stderr)
+    except ClapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Paired training signal for the embedded default model, built only from what is offline.
+
+Two sources, written as one caption manifest for `training/train.py`:
+- real recordings with their class label (`labels.csv`: path, label) turned into captions through
+  generic templates ("the sound of {}"), and
+- YAMNet's own AudioSet labels as captions for the same audio ("what the tagger hears"): they keep
+  the joint space anchored to AudioSet's 521 label names, which is what lets classes never seen in
+  training still land near the right words.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from clap_core.audio_io import clip_windows, load_audio, resample
+from clap_core.errors import ManifestError
+
+TEMPLATES = (
+    "This is a sound of {}.",
+    "The sound of {}.",
+    "A recording of {}.",
+    "{} can be heard.",
+)
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    path: Path
+    label: str
+
+
+def read_labels(csv_path: str | Path) -> list[LabelledClip]:
+    """`path,label` rows (extra columns ignored); relative paths resolve against the CSV's folder."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise ManifestError(f"labels {csv_path}: no such file")
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise ManifestError(f"labels {csv_path}: needs a header with 'path' and 'label' columns")
+    return [LabelledClip((csv_path.parent / r["path"]).resolve(), r["label"].strip()) for r in rows]
+
+
+def heard_labels(tower: torch.nn.Module, names: Sequence[str], clip: LabelledClip, top_k: int,
+                 min_prob: float) -> list[str]:
+    """The AudioSet labels YAMNet is most confident about over a whole clip (mean of its windows)."""
+    wave, rate = load_audio(clip.path)
+    wave = resample(wave, rate, tower.sample_rate)
+    windows = torch.from_numpy(clip_windows(wave, tower.sample_rate, 5.0))
+    probs = tower(windows)[:, -len(names):].mean(dim=0).numpy()
+    order = np.argsort(-probs)[:top_k]
+    return [names[i] for i in order if probs[i] >= min_prob] or [names[int(order[0])]]
+
+
+def write_manifest(clips: Sequence[LabelledClip], out_csv: Path, tower: torch.nn.Module,
+                   names: Sequence[str], templates: Sequence[str] = TEMPLATES, heard_top_k: int = 3,
+                   heard_min_prob: float = 0.1) -> Path:
+    """One `path,caption` row per caption: every template × the true label, and one template per
+    heard AudioSet label (cycled), so roughly half of the sampled captions are YAMNet's words."""
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with out_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "caption"])
+        for clip in clips:
+            for template in templates:
+                writer.writerow([str(clip.path), template.format(clip.label)])
+            heard = heard_labels(tower, names, clip, heard_top_k, heard_min_prob)
+            for i, label in enumerate(heard):
+                writer.writerow([str(clip.path), templates[i % len(templates)].format(label)])
+    return out_csv
