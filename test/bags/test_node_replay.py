@@ -1,0 +1,93 @@
+"""The live node and `clap-predicates replay` say the same thing about the same audio.
+
+A real node process (`python -m clap_ros.predicate_node`, source=topic) receives a committed test
+bag's AudioStamped messages over real DDS on loopback, published by this test; its
+/audio_predicates messages are compared window by window with an in-process replay of the same
+bag. Both use the suite's tiny real model (weights by path), so the test runs without the default
+model; what is compared is the pipeline, which is the same code in both.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy is installed by scripts/setup.sh")
+pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by scripts/setup.sh")
+pytest.importorskip("audio_common_msgs.msg", reason="interfaces are built by scripts/setup.sh")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+BAG = HERE / "data" / "scene1_stamped_mcap"
+CONFIG = HERE / "predicates.yaml"
+HOP = 0.5
+
+
+def _replay(weights: Path) -> list:
+    from clap_core import load_model
+    from clap_core.predicates import PredicateEngine, load_predicate_config
+    from clap_ros.replay import open_source, replay
+
+    engine = PredicateEngine(load_model(str(weights)), load_predicate_config(CONFIG), window_s=5.0, hop_s=HOP)
+    return list(replay(engine, open_source(BAG)))
+
+
+def _bag_messages() -> list[bytes]:
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([BAG]) as reader:
+        return [bytes(raw) for _, _, raw in reader.messages()]
+
+
+@pytest.mark.slow
+def test_live_node_matches_replay(tmp_path, tiny_model_dir) -> None:
+    from audio_common_msgs.msg import AudioStamped
+    from clap_ros_interfaces.msg import AudioPredicates
+    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.serialization import deserialize_message
+
+    expected = _replay(tiny_model_dir)
+    topic = f"bag_audio_{os.getpid()}"
+    node_proc = subprocess.Popen(
+        [sys.executable, "-m", "clap_ros.predicate_node", "--ros-args", "-p", f"config:={CONFIG}",
+         "-p", f"weights:={tiny_model_dir}", "-p", "source:=topic", "-p", f"audio_topic:={topic}",
+         "-p", f"hop_s:={HOP}", "-r", f"__node:=replay_check_{os.getpid()}",
+         "-r", f"audio_predicates:=preds_{os.getpid()}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rclpy.init()
+    node = rclpy.create_node(f"bag_player_{os.getpid()}")
+    got: list = []
+    try:
+        node.create_subscription(AudioPredicates, f"preds_{os.getpid()}", got.append, 100)
+        pub = node.create_publisher(AudioStamped, topic, qos_profile_sensor_data)
+        deadline = time.monotonic() + 60
+        while pub.get_subscription_count() == 0 or node.count_publishers(f"/preds_{os.getpid()}") == 0:
+            assert node_proc.poll() is None, node_proc.communicate()[0]
+            assert time.monotonic() < deadline, "the node did not come up within 60 s"
+            rclpy.spin_once(node, timeout_sec=0.1)
+        time.sleep(0.5)
+        for raw in _bag_messages():  # 0.1-s chunks at ~5x real time
+            pub.publish(deserialize_message(raw, AudioStamped))
+            rclpy.spin_once(node, timeout_sec=0.02)
+        deadline = time.monotonic() + 60
+        while len(got) < len(expected) and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        node_proc.terminate()
+        out = node_proc.communicate(timeout=20)[0]
+    assert node_proc.returncode == 0, out
+    assert len(got) == len(expected), f"node sent {len(got)} windows, replay made {len(expected)}\n{out}"
+    for msg, res in zip(got, expected):
+        t_end = msg.window_end.sec + msg.window_end.nanosec * 1e-9
+        assert t_end == pytest.approx(res.t_end, abs=1e-6)
+        assert list(msg.names) == res.names
+        assert list(msg.values) == res.values
+        assert np.allclose(np.asarray(msg.scores), res.scores, atol=1e-5)
+        assert list(msg.flags) == res.flags
