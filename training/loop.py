@@ -6,6 +6,7 @@ process group is set up from torchrun's environment variables when they are pres
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -121,10 +122,23 @@ def set_trainable(model: nn.Module, config: TrainConfig) -> list[nn.Parameter]:
             for p in module.parameters():
                 p.requires_grad_(choice == "trainable")
     model.logit_scale.requires_grad_(s.logit_scale == "trainable")
+    store_trained_towers(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("model: every part is frozen (or has no trainable weights); make one 'trainable'")
     return params
+
+
+def store_trained_towers(model: nn.Module) -> None:
+    """A tower whose weights normally come from an installed package is *stored* in checkpoints once
+    it trains; otherwise reloading would silently bring back the package's untrained weights."""
+    config = model.config
+    for side in ("audio", "text"):
+        tower = getattr(model, f"{side}_tower")
+        section = getattr(config, side)
+        if section.weights_from_package and any(p.requires_grad for p in tower.parameters()):
+            config = dataclasses.replace(config, **{side: dataclasses.replace(section, weights_from_package=False)})
+    model.config = config
 
 
 def train_mode(model: nn.Module, config: TrainConfig) -> None:
@@ -136,15 +150,18 @@ def train_mode(model: nn.Module, config: TrainConfig) -> None:
         model.text_tower.eval()
 
 
-class DualEncoder(nn.Module):
-    """forward() for DDP: DDP only syncs gradients of computations that go through its forward."""
+class ContrastiveStep(nn.Module):
+    """Embeddings and loss in one forward(): DDP only tracks parameters (logit_scale included)
+    used inside the forward of the module it wraps."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, waves: torch.Tensor, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encode_audio(waves), self.model.encode_text(captions)
+    def forward(self, waves: torch.Tensor, captions: list[str]) -> torch.Tensor:
+        audio = self.model.encode_audio(waves)
+        text = self.model.encode_text(captions)
+        return contrastive_loss(audio.float(), text.float(), self.model.logit_scale, self.model.config.logit_scale_max)
 
 
 # ---------------------------------------------------------------- data
@@ -226,7 +243,7 @@ class Trainer:
             self.optimizer, mode="min", factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.net: nn.Module = DualEncoder(self.model)
+        self.net: nn.Module = ContrastiveStep(self.model)
         if rt.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
@@ -274,8 +291,7 @@ class Trainer:
     def step(self, waves: torch.Tensor, captions: list[str]) -> float:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            audio, text = self.net(waves, captions)
-        loss = contrastive_loss(audio.float(), text.float(), self.model.logit_scale, self.model.config.logit_scale_max)
+            loss = self.net(waves, captions)
         self.scaler.scale(loss).backward()
         if self.config.optim.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
@@ -419,6 +435,7 @@ class Trainer:
         """Plain containers and tensors only, so it loads with torch.load(weights_only=True)."""
         return {
             "epoch": self.state.epoch,
+            "world_size": self.rt.world,
             "best": self.state.best,
             "history": self.state.history,
             "optimizer": self.optimizer.state_dict(),

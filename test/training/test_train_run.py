@@ -117,3 +117,31 @@ def test_bad_input_ends_in_one_line_errors(tmp_path, tiny_config_dict, manifests
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_trained_package_tower_is_stored_in_the_checkpoint(tmp_path, tiny_config_dict, manifests, sounds45):
+    """Towers that normally load from an installed package (MiniLM in the default model) must be
+    saved once trained, or a reload would bring back the untrained package weights."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    text_dir = tmp_path / "text_pkg"
+    source = tiny_config_dict["text"]["source"]
+    shutil.copytree(source, text_dir)
+    torch.manual_seed(1)
+    BertModel(BertConfig.from_pretrained(source)).save_pretrained(str(text_dir))
+    model_config = dict(tiny_config_dict, text=dict(tiny_config_dict["text"], source=str(text_dir),
+                                                    weights_from_package=True))
+    path = write_run_config(tmp_path / "run.yaml", model_config, manifests, sounds45, tmp_path / "out",
+                            train={"epochs": 1}, data={"zeroshot": None})
+    trainer = Trainer(load_config(path), setup_runtime("cpu"))
+    trainer.fit()
+    reloaded = load_checkpoint(tmp_path / "out" / "last")
+    assert reloaded.config.text.weights_from_package is False
+    packaged = BertModel.from_pretrained(str(text_dir)).state_dict()
+    trained = trainer.model.text_tower.encoder.state_dict()
+    changed = [k for k in packaged if not torch.equal(packaged[k], trained[k])]
+    assert changed
+    for key in changed:
+        assert torch.equal(reloaded.text_tower.encoder.state_dict()[key], trained[key]), key
