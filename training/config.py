@@ -76,6 +76,7 @@ class OptimSection:
     """The paper's recipe: Adam at 1e-3, divided by 10 when the validation loss plateaus."""
 
     lr: float = 1e-3
+    tower_lr: Optional[float] = None  # null: optim.lr; e.g. 1e-5 to fine-tune pretrained towers gently
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     plateau_factor: float = 0.1
@@ -260,6 +261,8 @@ def check(config: TrainConfig) -> None:
             raise ConfigError(f"augment.{name}: expected [low, high] with low <= high, got [{low}, {high}]")
     if o.lr <= 0:
         raise ConfigError(f"optim.lr: must be > 0, got {o.lr}")
+    if o.tower_lr is not None and o.tower_lr <= 0:
+        raise ConfigError(f"optim.tower_lr: must be > 0 or null, got {o.tower_lr}")
     if not 0.0 < o.plateau_factor < 1.0:
         raise ConfigError(f"optim.plateau_factor: must be in (0, 1), got {o.plateau_factor}")
     if o.plateau_patience < 0 or o.weight_decay < 0 or o.min_lr < 0:

@@ -11,7 +11,8 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
@@ -174,21 +175,41 @@ def load_clip_audio(path: Path, sample_rate: int) -> np.ndarray:
     return wave
 
 
-def load_all(clips: Sequence[Clip], sample_rate: int, what: str, progress: bool = False) -> tuple[list[Clip], list[np.ndarray]]:
-    """Decode every clip up front; unreadable ones are skipped with a one-line warning each."""
+def load_all(clips: Sequence[Clip], sample_rate: int, what: str, progress: bool = False,
+             cache: bool = True) -> tuple[list[Clip], Sequence[np.ndarray]]:
+    """Decode every clip up front (cache) or just check the files exist (decoded on each access).
+
+    Unreadable or missing files are skipped with a one-line warning each; none left is an error."""
     from tqdm import tqdm
 
     kept, waves = [], []
     for clip in tqdm(clips, desc=f"loading {what}", disable=not progress, file=sys.stderr, leave=False):
         try:
-            waves.append(load_clip_audio(clip.path, sample_rate))
+            if cache:
+                waves.append(load_clip_audio(clip.path, sample_rate))
+            elif not clip.path.is_file():
+                raise AudioFileError(f"{clip.path}: no such audio file")
             kept.append(clip)
         except AudioFileError as exc:
             print(f"warning: skipping {what} clip: {exc}", file=sys.stderr)
     if not kept:
         raise ManifestError(f"{what}: none of the {len(clips)} audio files could be read "
                             f"(first: {clips[0].path if clips else '-'}); check the paths or data.audio_root")
-    return kept, waves
+    return kept, (waves if cache else LazyWaves(kept, sample_rate))
+
+
+class LazyWaves(Sequence):
+    """Clips decoded on access, for data sets too large to hold in memory (data.cache_audio: false)."""
+
+    def __init__(self, clips: Sequence[Clip], sample_rate: int) -> None:
+        self.paths = [c.path for c in clips]
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        return load_clip_audio(self.paths[index], self.sample_rate)
 
 
 def crop(wave: np.ndarray, length: int, rng: Optional[np.random.Generator]) -> np.ndarray:
@@ -224,13 +245,13 @@ class ClipDataset(Dataset):
     def __init__(self, clips: Sequence[Clip], waves: Sequence[np.ndarray], sample_rate: int, clip_seconds: float,
                  train: bool, seed: int = 0, augment: Any = None, backgrounds: Sequence[np.ndarray] = ()):
         self.clips = list(clips)
-        self.waves = list(waves)
+        self.waves = waves
         self.sample_rate = sample_rate
         self.length = int(round(clip_seconds * sample_rate))
         self.train = train
         self.seed = seed
         self.augment = augment
-        self.backgrounds = list(backgrounds)
+        self.backgrounds = backgrounds
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

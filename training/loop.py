@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -129,6 +129,15 @@ def set_trainable(model: nn.Module, config: TrainConfig) -> list[nn.Parameter]:
     return params
 
 
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Towers at optim.tower_lr (pretrained encoders usually want a smaller step), the rest at optim.lr."""
+    tower_lr = config.optim.tower_lr or config.optim.lr
+    towers = [p for m in (model.audio_tower, model.text_tower) for p in m.parameters() if p.requires_grad]
+    ids = {id(p) for p in towers}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    return [g for g in ({"params": rest, "lr": config.optim.lr}, {"params": towers, "lr": tower_lr}) if g["params"]]
+
+
 def store_trained_towers(model: nn.Module) -> None:
     """A tower whose weights normally come from an installed package is *stored* in checkpoints once
     it trains; otherwise reloading would silently bring back the package's untrained weights."""
@@ -161,7 +170,9 @@ class ContrastiveStep(nn.Module):
     def forward(self, waves: torch.Tensor, captions: list[str]) -> torch.Tensor:
         audio = self.model.encode_audio(waves)
         text = self.model.encode_text(captions)
-        return contrastive_loss(audio.float(), text.float(), self.model.logit_scale, self.model.config.logit_scale_max)
+        with torch.autocast(device_type=audio.device.type, enabled=False):  # the loss in float32
+            return contrastive_loss(audio.float(), text.float(), self.model.logit_scale,
+                                    self.model.config.logit_scale_max)
 
 
 # ---------------------------------------------------------------- data
@@ -183,12 +194,13 @@ def build_data(config: TrainConfig, sample_rate: int, clip_seconds: float, progr
         train_clips, val_clips = clips, D.read_manifest(d.val, d.templates, d.audio_root)
     else:
         train_clips, val_clips = D.split_clips(clips, d.val_fraction, config.train.seed)
-    train_clips, train_waves = D.load_all(train_clips, sample_rate, "training", progress)
-    val_clips, val_waves = D.load_all(val_clips, sample_rate, "validation", progress)
-    backgrounds: list[np.ndarray] = []
+    train_clips, train_waves = D.load_all(train_clips, sample_rate, "training", progress, d.cache_audio)
+    val_clips, val_waves = D.load_all(val_clips, sample_rate, "validation", progress, d.cache_audio)
+    backgrounds: Sequence[np.ndarray] = []
     if config.augment.mix_prob > 0 and config.augment.background:
         paths = D.read_audio_list(config.augment.background)
-        _, backgrounds = D.load_all([D.Clip(p, ("",)) for p in paths], sample_rate, "background", progress)
+        _, backgrounds = D.load_all([D.Clip(p, ("",)) for p in paths], sample_rate, "background", progress,
+                                    d.cache_audio)
     train = D.ClipDataset(train_clips, train_waves, sample_rate, clip_seconds, train=True,
                           seed=config.train.seed, augment=config.augment, backgrounds=backgrounds)
     val = D.ClipDataset(val_clips, val_waves, sample_rate, clip_seconds, train=False)
@@ -236,9 +248,10 @@ class Trainer:
         else:
             self.model = build_model(config)
         self.model.to(rt.device)
-        params = set_trainable(self.model, config)
+        set_trainable(self.model, config)
         o = config.optim
-        self.optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.optimizer = torch.optim.Adam(param_groups(self.model, config), lr=o.lr, betas=o.betas,
+                                          weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
         self.amp_dtype = self._amp_dtype()
@@ -295,7 +308,8 @@ class Trainer:
         self.scaler.scale(loss).backward()
         if self.config.optim.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.config.optim.grad_clip)
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         with torch.no_grad():  # the paper's clip: the scale never exceeds logit_scale_max

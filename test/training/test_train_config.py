@@ -33,6 +33,7 @@ def test_yaml_then_overrides(tmp_path):
     ("optim.lrr=0.1", "optim.lrr"),
     ("optim.lr=fast", "optim.lr"),
     ("optim.lr=-1", "optim.lr"),
+    ("optim.tower_lr=0", "optim.tower_lr"),
     ("train.batch_size=1", "train.batch_size"),
     ("train.batch_size=2.5", "train.batch_size"),
     ("model.audio_tower=half", "model.audio_tower"),

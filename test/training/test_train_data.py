@@ -135,3 +135,15 @@ def test_relevance_marks_shared_captions():
     captions, rel = D.relevance(clips)
     assert captions == ["dog", "barking"]
     assert rel.tolist() == [[True, True], [True, False]]
+
+
+def test_uncached_clips_give_the_same_samples(manifests, sounds45, capsys):
+    clips = D.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)[:3]
+    missing = D.Clip(sounds45 / "gone.flac", ("x",))
+    cached = D.ClipDataset(*D.load_all(clips, 16000, "training"), 16000, 1.0, train=True, seed=1,
+                           augment=AugmentSection(mix_prob=1.0))
+    kept, lazy = D.load_all(clips + [missing], 16000, "training", cache=False)
+    assert isinstance(lazy, D.LazyWaves) and kept == clips and "gone.flac" in capsys.readouterr().err
+    uncached = D.ClipDataset(kept, lazy, 16000, 1.0, train=True, seed=1, augment=AugmentSection(mix_prob=1.0))
+    for i in range(3):
+        assert np.array_equal(cached[i][0], uncached[i][0]) and cached[i][1] == uncached[i][1]

@@ -91,8 +91,9 @@ def test_finetune_a_checkpoint_with_the_text_tower_frozen(tmp_path, tiny_model_d
     path = write_run_config(tmp_path / "run.yaml", {}, manifests, sounds45, tmp_path / "out",
                             train={"epochs": 1}, data={"clip_seconds": 1.0, "zeroshot": None})
     config = load_config(path, ["model.config=null", f"model.weights={tiny_model_dir}", "model.audio_tower=trainable",
-                                "model.text_tower=frozen", "model.logit_scale=frozen"])
+                                "model.text_tower=frozen", "model.logit_scale=frozen", "optim.tower_lr=1e-4"])
     trainer = Trainer(config, setup_runtime("cpu"))
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-3, 1e-4]  # projections, audio tower
     trainer.fit()
     start = load_checkpoint(tiny_model_dir).state_dict()
     after = trainer.model.state_dict()
