@@ -72,6 +72,7 @@ def plot_curves(path: Path, history: list[dict[str, float]]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -84,7 +85,10 @@ def plot_curves(path: Path, history: list[dict[str, float]]) -> None:
         if key in history[0]:
             right.plot(epochs, [row[key] for row in history], marker=".", label=key)
     right.set_xlabel("epoch")
+    right.set_ylabel("recall / accuracy")
     right.set_ylim(0, 1.02)
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)

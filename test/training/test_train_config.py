@@ -63,3 +63,15 @@ def test_missing_requirements_are_explained(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="expected section.field=value"):
         load_config(None, BASE + ["optim.lr"])
+
+
+@pytest.mark.parametrize("name", ["example_finetune.yaml", "example_scratch.yaml"])
+def test_shipped_example_configs_validate(name):
+    from pathlib import Path
+
+    from clap_core.config import ModelConfig
+
+    path = Path(__file__).resolve().parents[2] / "training" / "configs" / name
+    config = load_config(path)
+    if config.model.config is not None:
+        ModelConfig.from_dict(config.model.config)  # the inline model config is valid too

@@ -146,3 +146,27 @@ def test_a_trained_package_tower_is_stored_in_the_checkpoint(tmp_path, tiny_conf
     assert changed
     for key in changed:
         assert torch.equal(reloaded.text_tower.encoder.state_dict()[key], trained[key]), key
+
+
+def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_dict, manifests, sounds45):
+    """Per-sample seeding: batches do not depend on data.num_workers, and two ranks split one epoch."""
+    from training.loop import Runtime, build_data, train_loader
+
+    path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, tmp_path / "out",
+                            augment={"mix_prob": 0.5})
+    config = load_config(path)
+    bundle = build_data(config, 16000, 1.0, progress=False)
+    bundle.train.set_epoch(3)
+
+    def epoch(workers: int, rank: int = 0, world: int = 1):
+        config.data.num_workers = workers
+        loader, sampler = train_loader(bundle.train, config, Runtime(torch.device("cpu"), rank, world))
+        sampler.set_epoch(3)
+        return list(loader)
+
+    single, workers = epoch(0), epoch(2)
+    assert len(single) == len(workers) == 3
+    for (w1, c1, i1), (w2, c2, i2) in zip(single, workers):
+        assert torch.equal(w1, w2) and c1 == c2 and torch.equal(i1, i2)
+    shards = [torch.cat([i for _, _, i in epoch(0, rank, 2)]) for rank in (0, 1)]
+    assert not set(shards[0].tolist()) & set(shards[1].tolist())
