@@ -1,7 +1,8 @@
 """Offline replay: a bag or an audio file through the same `PredicateEngine` the live node runs.
 
 Chunks go in exactly as the node would receive them (message by message, with their stamps), as
-fast as the CPU allows; the engine does the windowing, scoring and tracking.
+fast as the CPU allows; the engine does the windowing, scoring and tracking. The only difference
+from live: the windows of several seconds of audio are scored in one batch (`push_many`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from clap_core.predicates import PredicateEngine, WindowResult
 from .audio_sources import AudioChunk
 from .bag_io import AudioStream, BagError, read_bag_audio
 
-FILE_CHUNK_S = 10.0  # an audio file is pushed in pieces of this length (bounded memory)
+FILE_CHUNK_S = 10.0  # an audio file is read in pieces of this length (bounded memory)
+BLOCK_S = 8.0  # chunks are windowed one by one, as live, but scored in blocks of this much audio
 
 
 @dataclass
@@ -59,15 +61,25 @@ def replay(engine: PredicateEngine, source: ReplaySource, stats: ReplayStats | N
     stats = stats if stats is not None else ReplayStats()
     engine.reset()
     n_gaps = len(engine.windower.gaps)
+    block: list[tuple] = []
+    block_s = 0.0
     for chunk in source.chunks:
         if stats.t_first is None:
             stats.t_first = chunk.t_first
-        stats.audio_s += len(chunk.samples) / chunk.sample_rate
-        for result in engine.push(chunk.samples, chunk.sample_rate, chunk.t_first):
-            stats.windows += 1
-            yield result
-    for result in engine.flush():
-        stats.windows += 1
-        yield result
+        seconds = len(chunk.samples) / chunk.sample_rate
+        stats.audio_s += seconds
+        block.append((chunk.samples, chunk.sample_rate, chunk.t_first))
+        block_s += seconds
+        if block_s >= BLOCK_S:
+            yield from _count(engine.push_many(block), stats)
+            block, block_s = [], 0.0
+    yield from _count(engine.push_many(block), stats)
+    yield from _count(engine.flush(), stats)
     t0 = stats.t_first or 0.0
     stats.gaps = [(t - t0, length) for t, length in engine.windower.gaps[n_gaps:]]
+
+
+def _count(results: list[WindowResult], stats: ReplayStats) -> Iterator[WindowResult]:
+    for result in results:
+        stats.windows += 1
+        yield result

@@ -3,9 +3,11 @@
 Timeline: the replay JSON lines (`t_start`, `t_end`, `predicates.<name>.value/score`), times in
 seconds from the recording's first sample. Labels: `{"events": [{"start", "end", "predicate"}]}`.
 
-Per window, a predicate's truth is *true* when a labelled event of it covers at least
-`min(1 s, half the event)` of the window, *false* when no event touches the window, and *don't
-care* in between (a window that only grazes an event is neither a hit nor a false alarm). Windows
+Per window, a predicate's truth is *true* when a labelled event of it fills at least half of
+`min(window length, event length)` — the window holds half the event, or the event fills half
+the window — *false* when no event touches the window, and *don't care* in between (a window that
+only grazes an event is neither a hit nor a false alarm: a 5-s window with 0.5 s of the sound is
+not a fair test either way; sound-event evaluations use collars for the same reason). Windows
 the engine skipped (score null) are not scored. Events: detected when a true window overlaps
 them; the delay is from the event's start to the end of the first such window (when the decision
 was known). A false alarm is a run of true windows that overlaps no event of that predicate.
@@ -19,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-
-MIN_OVERLAP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def window_truth(t_start: float, t_end: float, events: list[Event]) -> bool | No
         overlap = min(t_end, e.end) - max(t_start, e.start)
         if overlap > 0:
             touched = True
-            need = min(MIN_OVERLAP_S, 0.5 * (e.end - e.start))
+            need = 0.5 * min(t_end - t_start, e.end - e.start)
             best_ratio = max(best_ratio, overlap / need)
     if best_ratio >= 1.0 - 1e-9:
         return True

@@ -106,3 +106,13 @@ def test_prototypes_raise_scores_of_the_calibrated_sound(band_model, scene, tone
     in_high = [i for i, r in enumerate(proto) if 15 <= 0.5 * (r.t_start + r.t_end) <= 19]
     assert all(proto[i].value("clang") for i in in_high)
     assert not any(plain[i].value("clang") for i in in_high)
+
+
+def test_push_many_equals_pushing_one_by_one(band_model, scene) -> None:
+    chunks = [(scene[i:i + 1600], SR, i / SR) for i in range(0, len(scene), 1600)]
+    one = _engine(band_model)
+    a = [r for c in chunks for r in one.push(*c)]
+    many = _engine(band_model)
+    b = many.push_many(chunks[:50]) + many.push_many(chunks[50:])
+    assert [(r.t_end, r.values, r.flags) for r in a] == [(r.t_end, r.values, r.flags) for r in b]
+    assert np.allclose([r.scores for r in a], [r.scores for r in b], atol=1e-5)
