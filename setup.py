@@ -28,6 +28,7 @@ setup(
             "clap-classify = clap_core.cli.classify:main",
             "clap-eval = clap_core.cli.evaluate:main",
             "clap-predicates = clap_ros.predicates_cli:main",
+            "clap-predicate-node = clap_ros.predicate_node:main",
         ],
     },
 )

@@ -1,0 +1,286 @@
+"""The streaming predicate node: audio in, one AudioPredicates message per hop out.
+
+A thin ROS adapter around `clap_core.predicates.PredicateEngine`: it declares the parameters,
+picks the audio source, runs the engine on its own thread (so capture and the executor never wait
+for the model), and publishes results, per-predicate Bools and diagnostics. Changing the `config`
+parameter at run time reloads the predicates; a bad file is rejected and the old set stays live.
+
+Run:  python -m clap_ros.predicate_node --ros-args -p config:=config/predicates.yaml -p source:=topic
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+from clap_core.errors import ClapError, ConfigError
+
+NODE_NAME = "clap_predicate_node"
+SOURCES = ("microphone", "topic")
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Every node parameter, with its default; the descriptions become ROS parameter docs."""
+
+    config: str = ""
+    weights: str = "default"
+    source: str = "microphone"
+    audio_topic: str = "audio"
+    audio_info_topic: str = "audio/audio_info"
+    device: str = ""
+    sample_rate: int = 0
+    channels: int = 1
+    window_s: float = 5.0
+    hop_s: float = 0.5
+    frame_id: str = "microphone"
+    publish_bools: bool = True
+    silence_timeout_s: float = 2.0
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 30.0
+    buffer_s: float = 30.0
+    diagnostics_period_s: float = 1.0
+
+    def validate(self) -> "NodeSettings":
+        """Reject nonsense once, at start, with the parameter's name in the message."""
+        if not self.config:
+            raise ConfigError("parameter 'config': required, the path of a predicates YAML "
+                              "(e.g. -p config:=config/predicates.yaml)")
+        if self.source not in SOURCES:
+            raise ConfigError(f"parameter 'source': must be one of {', '.join(SOURCES)}, got '{self.source}'")
+        if not 0.5 <= self.window_s <= 30.0:
+            raise ConfigError(f"parameter 'window_s': must be in [0.5, 30] seconds, got {self.window_s}")
+        if not 0.0 < self.hop_s <= self.window_s:
+            raise ConfigError(f"parameter 'hop_s': must be in (0, window_s={self.window_s}], got {self.hop_s}")
+        for name in ("silence_timeout_s", "retry_initial_s", "retry_max_s", "buffer_s", "diagnostics_period_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"parameter '{name}': must be positive, got {getattr(self, name)}")
+        if self.buffer_s < 2 * self.window_s:
+            raise ConfigError(f"parameter 'buffer_s': must be at least 2 * window_s, got {self.buffer_s}")
+        if self.sample_rate < 0 or self.channels < 1:
+            raise ConfigError("parameters 'sample_rate' (0 = device default) and 'channels' (>= 1) are out of range")
+        return self
+
+
+DESCRIPTIONS: dict[str, str] = {
+    "config": "Predicates YAML (see config/predicates.yaml). Set it at run time to reload the predicates.",
+    "weights": "Model weights: 'default' (embedded), a registered name such as 'msclap-2022', or a path.",
+    "source": "Where audio comes from: 'microphone' (PortAudio) or 'topic' (audio_common_msgs).",
+    "audio_topic": "Audio topic for source=topic (AudioStamped, or AudioData for the ros-drivers layout).",
+    "audio_info_topic": "AudioInfo topic of the ros-drivers layout (format of the raw bytes).",
+    "device": "Microphone: '' = default input, a PortAudio index, or a (sub)string of the device name.",
+    "sample_rate": "Microphone capture rate in Hz (0 = the device's default); for the ros-drivers layout, "
+                   "the rate assumed until an AudioInfo arrives.",
+    "channels": "Channels captured (downmixed to mono).",
+    "window_s": "Analysis window in seconds (the model was trained on 5 s).",
+    "hop_s": "Seconds between windows: one inference and one message per hop.",
+    "frame_id": "header.frame_id of the published messages.",
+    "publish_bools": "Also publish std_msgs/Bool on /audio_predicates/<name> for every predicate.",
+    "silence_timeout_s": "Diagnostics warn when the audio topic has been silent this long.",
+    "retry_initial_s": "First delay before reopening a failed microphone; doubles per failure.",
+    "retry_max_s": "Longest delay between microphone retries.",
+    "buffer_s": "Seconds of audio buffered between capture and inference; beyond that, overruns.",
+    "diagnostics_period_s": "Period of /diagnostics messages.",
+}
+
+
+def declare_settings(node: Any) -> NodeSettings:
+    """Declare every NodeSettings field as a ROS parameter and read the values back."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    values = {}
+    for f in fields(NodeSettings):
+        desc = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=f.name != "config",
+                                   dynamic_typing=True)
+        values[f.name] = _coerce(f.name, type(f.default), node.declare_parameter(f.name, f.default, desc).value)
+    return NodeSettings(**values).validate()
+
+
+def _coerce(name: str, kind: type, value: Any) -> Any:
+    """Launch files and `-p` pass 5 for 5.0 or '0' for a device: accept what is unambiguous."""
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, kind):
+        return value
+    raise ConfigError(f"parameter '{name}': expected {kind.__name__}, got {value!r}")
+
+
+class PredicateNode:
+    """Owns the rclpy node, the engine, the source and the inference thread."""
+
+    def __init__(self, node: Any) -> None:
+        from clap_ros_interfaces.msg import AudioPredicates
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from clap_core import load_model
+        from clap_core.predicates import PredicateEngine, load_predicate_config
+
+        from .diagnostics import InferenceStats
+
+        self.node = node
+        self.log = node.get_logger()
+        self.settings = declare_settings(node)
+        s = self.settings
+        cfg = load_predicate_config(s.config)
+        self.log.info(f"loading weights '{s.weights}'")
+        model = load_model(s.weights, device="cpu")
+        self.engine = PredicateEngine(model, cfg, window_s=s.window_s, hop_s=s.hop_s)
+        self.stats = InferenceStats()
+        self.stats.config(s.config, len(cfg.predicates), "loaded at start")
+        self._engine_lock = threading.Lock()
+        self._errors_reported = 0
+        self._pub = node.create_publisher(AudioPredicates, "audio_predicates", 10)
+        self._diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._bool_pubs: dict[str, Any] = {}
+        self._ensure_bool_publishers(self.engine.names)
+        self.source = self._make_source()
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        self._diag_timer = node.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
+        self.source.start()
+        self._worker.start()
+        self.log.info(f"{len(cfg.predicates)} predicates ({', '.join(self.engine.names)}); source={s.source}, "
+                      f"window {s.window_s} s, hop {s.hop_s} s")
+
+    # -- construction helpers ------------------------------------------------------------------
+    def _source_log(self, level: str, message: str) -> None:
+        {"info": self.log.info, "warn": self.log.warning, "error": self.log.error}[level](message)
+
+    def _make_source(self) -> Any:
+        from .audio_sources import MicrophoneSource, TopicSource
+        from .messages import installed_audio_layout
+
+        s = self.settings
+        if s.source == "microphone":
+            return MicrophoneSource(
+                device=s.device, sample_rate=s.sample_rate, channels=s.channels, ring_seconds=s.buffer_s,
+                retry_initial_s=s.retry_initial_s, retry_max_s=s.retry_max_s, log=self._source_log,
+            )
+        layout = installed_audio_layout()
+        self.log.info(f"audio topic '{s.audio_topic}', audio_common_msgs layout: {layout}")
+        return TopicSource(
+            self.node, layout, s.audio_topic, info_topic=s.audio_info_topic, silence_timeout_s=s.silence_timeout_s,
+            queue_seconds=s.buffer_s, fallback_rate=s.sample_rate, fallback_channels=s.channels, log=self._source_log,
+        )
+
+    def _ensure_bool_publishers(self, names: list[str]) -> None:
+        from std_msgs.msg import Bool
+
+        if not self.settings.publish_bools:
+            return
+        for name in names:
+            if name not in self._bool_pubs:
+                self._bool_pubs[name] = self.node.create_publisher(Bool, f"audio_predicates/{name}", 10)
+
+    # -- hot reload ----------------------------------------------------------------------------
+    def _on_set_parameters(self, params: list[Any]) -> Any:
+        """Reload predicates when `config` changes; reject (old set stays) if the new file is bad."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        from clap_core.predicates import load_predicate_config
+
+        for p in params:
+            if p.name != "config":
+                continue
+            path = str(p.value)
+            try:
+                cfg = load_predicate_config(path)
+                with self._engine_lock:
+                    self.engine.set_config(cfg)
+            except ClapError as exc:
+                message = f"config reload rejected, keeping the previous predicates: {exc}"
+                self.log.error(message)
+                self.stats.config(self.settings.config, len(self.engine.names), f"rejected {path}: {exc}")
+                return SetParametersResult(successful=False, reason=message)
+            self._ensure_bool_publishers(self.engine.names)
+            self.stats.config(path, len(cfg.predicates), f"reloaded {path}")
+            self.log.info(f"reloaded {path}: {len(cfg.predicates)} predicates ({', '.join(self.engine.names)})")
+        return SetParametersResult(successful=True)
+
+    # -- inference thread ----------------------------------------------------------------------
+    def _inference_loop(self) -> None:
+        """Drain the source, run the engine, publish. Never dies on bad audio or a model error."""
+        while not self._stop.is_set():
+            for chunk in self.source.read(timeout=0.2):
+                try:
+                    with self._engine_lock:
+                        results = self.engine.push(chunk.samples, chunk.sample_rate, chunk.t_first)
+                except Exception as exc:  # noqa: BLE001 - one bad chunk must not stop the node
+                    message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                    self.stats.error(message)
+                    self.log.error(f"inference failed on a chunk at t={chunk.t_first:.3f}: {message}",
+                                   throttle_duration_sec=5.0)
+                    continue
+                for result in results:
+                    self._publish(result, chunk.arrival)
+
+    def _publish(self, result: Any, arrival: float) -> None:
+        """One AudioPredicates message, the Bools, and the latency since the audio arrived."""
+        from std_msgs.msg import Bool
+
+        from .messages import predicates_msg
+
+        self._pub.publish(predicates_msg(result, self.settings.frame_id))
+        if "skipped" not in result.flags:
+            for name, value in zip(result.names, result.values):
+                pub = self._bool_pubs.get(name)
+                if pub is not None:
+                    pub.publish(Bool(data=bool(value)))
+        latency = time.time() - arrival
+        self.stats.window(result.inference_s, result.level_dbfs, list(result.flags), latency)
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        from .diagnostics import diagnostic_array, inference_status, source_status
+
+        snap = self.stats.snapshot()
+        new_errors = snap.errors > self._errors_reported
+        self._errors_reported = snap.errors
+        name = self.node.get_name()
+        statuses = [source_status(name, self.source.health()), inference_status(name, snap, new_errors)]
+        self._diag_pub.publish(diagnostic_array(self.node.get_clock().now().to_msg(), statuses))
+
+    def close(self) -> None:
+        """Stop capture and the inference thread (called once, on shutdown)."""
+        self._stop.set()
+        self.source.stop()
+        self._worker.join(timeout=5.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry: exit 0 on SIGINT/SIGTERM, 2 with a one-line message on a bad start."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = rclpy.create_node(NODE_NAME)
+    app: PredicateNode | None = None
+    code = 0
+    try:
+        app = PredicateNode(node)
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ClapError as exc:
+        node.get_logger().fatal(f"cannot start: {exc}")
+        code = 2
+    except ImportError as exc:
+        node.get_logger().fatal(f"cannot start: {exc}; run scripts/setup.sh to build the interfaces")
+        code = 2
+    finally:
+        if app is not None:
+            app.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
