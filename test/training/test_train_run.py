@@ -170,3 +170,24 @@ def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_
         assert torch.equal(w1, w2) and c1 == c2 and torch.equal(i1, i2)
     shards = [torch.cat([i for _, _, i in epoch(0, rank, 2)]) for rank in (0, 1)]
     assert not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
+def test_finetune_from_an_msclap_2022_checkpoint(tmp_path, msclap_checkpoint, manifests, sounds45):
+    """Microsoft's layout (seeded random weights here: the real file cannot be downloaded offline)
+    loads through clap_core and fine-tunes; frozen CNN14 and BERT stay as they were."""
+    path = write_run_config(tmp_path / "run.yaml", {}, manifests, sounds45, tmp_path / "out",
+                            train={"epochs": 1, "eval_batch_size": 8}, data={"clip_seconds": 1.0, "zeroshot": None})
+    config = load_config(path, ["model.config=null", f"model.weights={msclap_checkpoint}",
+                                "model.audio_tower=frozen", "model.text_tower=frozen"])
+    trainer = Trainer(config, setup_runtime("cpu"))
+    trainer.fit()
+    from safetensors.torch import load_file
+
+    start = load_checkpoint(msclap_checkpoint).state_dict()
+    after = trainer.model.state_dict()
+    frozen = [k for k in start if k.startswith(("audio_tower.", "text_tower."))]
+    assert frozen and all(torch.equal(start[k], after[k]) for k in frozen)
+    assert not torch.equal(start["audio_projection.linear1.weight"], after["audio_projection.linear1.weight"])
+    saved = load_file(str(tmp_path / "out" / "last" / "model.safetensors"))
+    assert saved.keys() == after.keys() and all(torch.equal(saved[k], after[k]) for k in after)
+    assert '"name": "msclap-2022"' in (tmp_path / "out" / "last" / "config.json").read_text()
