@@ -6,7 +6,6 @@ dataclasses), so both layouts are decoded by the same code whichever package is 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,13 +136,11 @@ def seconds_to_stamp(t: float) -> Any:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def _finite_float(x: float, default: float = 0.0) -> float:
-    x = float(x)
-    return x if math.isfinite(x) else default
-
-
 def predicates_msg(result: Any, frame_id: str) -> Any:
-    """Engine ``WindowResult`` → clap_ros_interfaces/AudioPredicates (stamp = end of window)."""
+    """Engine ``WindowResult`` → clap_ros_interfaces/AudioPredicates (stamp = end of window).
+
+    Scores of a skipped window stay NaN (its flags say why): a 0 would read as "not heard".
+    """
     from clap_ros_interfaces.msg import AudioPredicates
 
     msg = AudioPredicates()
@@ -155,10 +152,10 @@ def predicates_msg(result: Any, frame_id: str) -> Any:
     fired = set(result.fired)
     msg.names = names
     msg.values = [bool(v) for v in result.values]
-    msg.scores = [_finite_float(s) for s in result.scores]
-    msg.thresholds = [_finite_float(t) for t in result.thresholds]
+    msg.scores = [float(s) for s in result.scores]
+    msg.thresholds = [float(t) for t in result.thresholds]
     msg.fired = [n in fired for n in names]
     msg.flags = [str(f) for f in result.flags]
-    msg.level_dbfs = _finite_float(result.level_dbfs, default=-200.0)
-    msg.inference_s = _finite_float(result.inference_s)
+    msg.level_dbfs = float(result.level_dbfs)
+    msg.inference_s = float(result.inference_s)
     return msg

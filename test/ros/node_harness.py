@@ -1,0 +1,167 @@
+"""Test harness: the predicate node as a real separate process, and a real rclpy client beside it.
+
+Every run gets its own node name and topic names, so tests in one ROS domain do not hear each
+other. Nothing here is mocked: messages cross real DDS (loopback), the node is `python -m
+clap_ros.predicate_node` exactly as a user starts it.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+_COUNTER = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{next(_COUNTER)}"
+
+
+class NodeProcess:
+    """`python -m clap_ros.predicate_node` with the given parameters; output collected by a thread."""
+
+    def __init__(self, params: dict[str, Any], env: dict[str, str] | None = None) -> None:
+        self.name = unique("clap_node")
+        self.ns = "/" + unique("t")  # its relative topics (audio, audio_predicates/...) live here
+        self.preds_topic = f"{self.ns}/audio_predicates"
+        self.audio_topic = f"{self.ns}/audio"
+        args = [sys.executable, "-m", "clap_ros.predicate_node", "--ros-args",
+                "-r", f"__node:={self.name}", "-r", f"__ns:={self.ns}"]
+        for key, value in params.items():
+            args += ["-p", f"{key}:={value}"]
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def bool_topic(self, predicate: str) -> str:
+        return f"{self.preds_topic}/{predicate}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"node did not exit within {timeout} s; output:\n{self.output}") from None
+        self._reader.join(timeout=5)
+        return code
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        if self.alive():
+            self.proc.send_signal(sig)
+        return self.wait_exit(timeout)
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+class RosClient:
+    """A real rclpy node in the test process, in its own context (independent of other tests)."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(unique("test_client"), context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def collect(self, msg_type: Any, topic: str, depth: int = 1000) -> list:
+        got: list = []
+        self.node.create_subscription(msg_type, topic, got.append, depth)
+        return got
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=min(0.05, max(end - time.monotonic(), 0.0)))
+
+    def spin_until(self, cond: Callable[[], bool], timeout: float, what: str, node: NodeProcess | None = None) -> None:
+        """Spin until `cond()`; fail with `what` and the node's output otherwise."""
+        end = time.monotonic() + timeout
+        while not cond():
+            if node is not None and not node.alive():
+                raise AssertionError(f"node exited ({node.proc.returncode}) while waiting for {what}:\n{node.output}")
+            if time.monotonic() > end:
+                tail = f"\nnode output:\n{node.output}" if node is not None else ""
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}{tail}")
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def wait_until_up(client: RosClient, node: NodeProcess, timeout: float = 90.0) -> None:
+    """The node is up once its AudioPredicates publisher is visible over DDS."""
+    client.spin_until(lambda: client.node.count_publishers(node.preds_topic) > 0, timeout,
+                      f"node {node.name} to come up", node)
+
+
+def diagnostics_for(arrays: list, node: NodeProcess, suffix: str) -> list:
+    """This node's DiagnosticStatus entries named '<node>: <suffix>', oldest first."""
+    name = f"{node.name}: {suffix}"
+    return [s for a in arrays for s in a.status if s.name == name]
+
+
+def status_values(status: Any) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def audio_stamped(samples: np.ndarray, rate: int, t_first: float, fmt: str = "int16") -> Any:
+    """An mgonzs13 AudioStamped holding mono samples (float in [-1, 1]) as int16 or float32."""
+    from audio_common_msgs.msg import AudioStamped
+
+    msg = AudioStamped()
+    ns = int(round(t_first * 1e9))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
+    msg.audio.info.channels, msg.audio.info.rate, msg.audio.info.chunk = 1, rate, len(samples)
+    if fmt == "int16":
+        msg.audio.info.format = 8
+        msg.audio.audio_data.int16_data = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
+    else:
+        msg.audio.info.format = 1
+        msg.audio.audio_data.float32_data = samples.astype(np.float32)
+    return msg
+
+
+def publish_audio(client: RosClient, publisher: Any, audio: np.ndarray, rate: int, t0: float,
+                  chunk_s: float = 0.1, speed: float = 4.0, fmt: str = "int16") -> None:
+    """Publish `audio` in chunks stamped from `t0`, `speed` times faster than real time."""
+    n = int(round(chunk_s * rate))
+    for i in range(0, len(audio), n):
+        publisher.publish(audio_stamped(audio[i:i + n], rate, t0 + i / rate, fmt))
+        client.spin_for(chunk_s / speed)
+
+
+def sensor_qos() -> Any:
+    from rclpy.qos import qos_profile_sensor_data
+
+    return qos_profile_sensor_data
