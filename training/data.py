@@ -69,7 +69,7 @@ def read_audio_list(source: str | Path) -> list[Path]:
         if not files:
             raise ManifestError(f"background folder {source}: holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
         return files
-    rows = _read_rows(source)
+    rows = _read_rows(source, needs_text=False)
     paths = []
     for line, row in rows:
         audio = _field(row, "path", f"manifest {source} line {line}")
@@ -79,17 +79,17 @@ def read_audio_list(source: str | Path) -> list[Path]:
     return paths
 
 
-def _read_rows(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
+def _read_rows(manifest: Path, needs_text: bool = True) -> list[tuple[int, dict[str, Any]]]:
     if not manifest.is_file():
         raise ManifestError(f"manifest {manifest}: no such file")
     if manifest.suffix.lower() in (".jsonl", ".ndjson"):
         return _read_jsonl(manifest)
     if manifest.suffix.lower() in (".csv", ".tsv"):
-        return _read_csv(manifest)
+        return _read_csv(manifest, needs_text)
     raise ManifestError(f"manifest {manifest}: unknown format (use .csv with a header row, or .jsonl)")
 
 
-def _read_csv(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
+def _read_csv(manifest: Path, needs_text: bool) -> list[tuple[int, dict[str, Any]]]:
     delimiter = "\t" if manifest.suffix.lower() == ".tsv" else ","
     try:
         with manifest.open(newline="", encoding="utf-8") as fh:
@@ -98,7 +98,7 @@ def _read_csv(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
             if "path" not in header:
                 raise ManifestError(f"manifest {manifest}: header has no 'path' column "
                                     f"(found: {', '.join(header) or 'nothing'})")
-            if not {"caption", "label"} & set(header):
+            if needs_text and not {"caption", "label"} & set(header):
                 raise ManifestError(f"manifest {manifest}: header needs a 'caption' or a 'label' column "
                                     f"(found: {', '.join(header)})")
             reader.fieldnames = header

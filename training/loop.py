@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from clap_core.audio_io import clip_windows
-from clap_core.errors import CheckpointError, ConfigError
+from clap_core.errors import CheckpointError, ConfigError, ManifestError
 from clap_core.losses import contrastive_loss
 from clap_core.manifest import read_labelled_manifest
 
@@ -122,6 +122,11 @@ def set_trainable(model: nn.Module, config: TrainConfig) -> list[nn.Parameter]:
             for p in module.parameters():
                 p.requires_grad_(choice == "trainable")
     model.logit_scale.requires_grad_(s.logit_scale == "trainable")
+    for name in ("audio_tower", "text_tower"):
+        tower = getattr(model, name)
+        if getattr(s, name) == "trainable" and not list(tower.parameters()):
+            print(f"note: model.{name}: {type(tower).__name__} has no trainable weights; it stays as it is",
+                  file=sys.stderr)
     store_trained_towers(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -196,6 +201,9 @@ def build_data(config: TrainConfig, sample_rate: int, clip_seconds: float, progr
         train_clips, val_clips = D.split_clips(clips, d.val_fraction, config.train.seed)
     train_clips, train_waves = D.load_all(train_clips, sample_rate, "training", progress, d.cache_audio)
     val_clips, val_waves = D.load_all(val_clips, sample_rate, "validation", progress, d.cache_audio)
+    for what, kept in (("training", train_clips), ("validation", val_clips)):
+        if len(kept) < 2:
+            raise ManifestError(f"{what} set: {len(kept)} usable clip(s); contrastive training and recall need at least 2")
     backgrounds: Sequence[np.ndarray] = []
     if config.augment.mix_prob > 0 and config.augment.background:
         paths = D.read_audio_list(config.augment.background)

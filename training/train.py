@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file (`python training/train.py`, torchrun): import as a package
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    _here = Path(__file__).resolve().parent
+    sys.path = [p for p in sys.path if Path(p or ".").resolve() != _here]  # config.py etc. are not top-level
+    sys.path.insert(0, str(_here.parent))
     __package__ = "training"
 
 from clap_core.errors import ClapError  # noqa: E402

@@ -147,3 +147,12 @@ def test_uncached_clips_give_the_same_samples(manifests, sounds45, capsys):
     uncached = D.ClipDataset(kept, lazy, 16000, 1.0, train=True, seed=1, augment=AugmentSection(mix_prob=1.0))
     for i in range(3):
         assert np.array_equal(cached[i][0], uncached[i][0]) and cached[i][1] == uncached[i][1]
+
+
+def test_background_lists_need_only_paths(tmp_path, sounds45):
+    manifest = tmp_path / "bg.csv"
+    manifest.write_text("path\nChainsaw/a.flac\n")
+    assert D.read_audio_list(manifest) == [tmp_path / "Chainsaw/a.flac"]
+    assert D.read_audio_list(sounds45 / "Chainsaw")  # a folder: its audio files
+    with pytest.raises(ManifestError, match="holds no audio files"):
+        D.read_audio_list(tmp_path)
