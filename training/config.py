@@ -184,12 +184,11 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for option in (a for a in args if a is not type(None)):
             try:
                 return _coerce(option, value, name)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                pass
         raise ConfigError(f"{name}: expected {_describe(hint)}, got {value!r}")
     if origin is Literal:
         if value not in args:

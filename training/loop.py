@@ -192,31 +192,51 @@ class DataBundle:
     zeroshot: Optional[tuple[list[D.Clip], list[np.ndarray]]] = None
 
 
-def build_data(config: TrainConfig, sample_rate: int, clip_seconds: float, progress: bool) -> DataBundle:
+@dataclass
+class Manifests:
+    """Every clip list a run reads, parsed before any model is built (bad input fails in a second)."""
+
+    train: list[D.Clip]
+    val: list[D.Clip]
+    zeroshot: Optional[list[D.Clip]]
+    backgrounds: list[D.Clip]
+
+
+def read_manifests(config: TrainConfig) -> Manifests:
     d = config.data
     clips = D.read_manifest(d.train, d.templates, d.audio_root)
     if d.val is not None:
-        train_clips, val_clips = clips, D.read_manifest(d.val, d.templates, d.audio_root)
+        train, val = clips, D.read_manifest(d.val, d.templates, d.audio_root)
     else:
-        train_clips, val_clips = D.split_clips(clips, d.val_fraction, config.train.seed)
-    train_clips, train_waves = D.load_all(train_clips, sample_rate, "training", progress, d.cache_audio)
-    val_clips, val_waves = D.load_all(val_clips, sample_rate, "validation", progress, d.cache_audio)
+        train, val = D.split_clips(clips, d.val_fraction, config.train.seed)
+    zeroshot = None
+    if d.zeroshot is not None:
+        zeroshot = [D.Clip(c.path, (), c.label) for c in read_labelled_manifest(d.zeroshot, d.audio_root)]
+    backgrounds = []
+    if config.augment.mix_prob > 0 and config.augment.background:
+        backgrounds = [D.Clip(p, ("",)) for p in D.read_audio_list(config.augment.background)]
+    return Manifests(train, val, zeroshot, backgrounds)
+
+
+def build_data(config: TrainConfig, manifests: Manifests, sample_rate: int, clip_seconds: float,
+               progress: bool) -> DataBundle:
+    """Decode (or index) the audio at the model's rate and wrap it in datasets."""
+    cache = config.data.cache_audio
+    train_clips, train_waves = D.load_all(manifests.train, sample_rate, "training", progress, cache)
+    val_clips, val_waves = D.load_all(manifests.val, sample_rate, "validation", progress, cache)
     for what, kept in (("training", train_clips), ("validation", val_clips)):
         if len(kept) < 2:
             raise ManifestError(f"{what} set: {len(kept)} usable clip(s); contrastive training and recall need at least 2")
     backgrounds: Sequence[np.ndarray] = []
-    if config.augment.mix_prob > 0 and config.augment.background:
-        paths = D.read_audio_list(config.augment.background)
-        _, backgrounds = D.load_all([D.Clip(p, ("",)) for p in paths], sample_rate, "background", progress,
-                                    d.cache_audio)
+    if manifests.backgrounds:
+        _, backgrounds = D.load_all(manifests.backgrounds, sample_rate, "background", progress, cache)
     train = D.ClipDataset(train_clips, train_waves, sample_rate, clip_seconds, train=True,
                           seed=config.train.seed, augment=config.augment, backgrounds=backgrounds)
     val = D.ClipDataset(val_clips, val_waves, sample_rate, clip_seconds, train=False)
     captions, rel = D.relevance(val_clips)
     zeroshot = None
-    if d.zeroshot is not None:
-        labelled = read_labelled_manifest(d.zeroshot, d.audio_root)
-        zeroshot = D.load_all([D.Clip(c.path, (), c.label) for c in labelled], sample_rate, "zero-shot", progress)
+    if manifests.zeroshot is not None:
+        zeroshot = D.load_all(manifests.zeroshot, sample_rate, "zero-shot", progress)
     return DataBundle(train, val, captions, rel, zeroshot)
 
 
@@ -249,6 +269,7 @@ class Trainer:
         self.config = config
         self.rt = rt
         self.out = Path(config.train.output_dir)
+        manifests = read_manifests(config)
         torch.manual_seed(config.train.seed)
         if resume_dir is not None:
             from clap_core.checkpoints import load_checkpoint
@@ -270,7 +291,8 @@ class Trainer:
                 self.net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
                 find_unused_parameters=True)  # towers carry heads (e.g. AudioSet classifier) the loss never uses
         self.clip_seconds = config.data.clip_seconds or self.model.clip_seconds
-        self.data = build_data(config, self.model.sample_rate, self.clip_seconds, config.train.progress and rt.main)
+        self.data = build_data(config, manifests, self.model.sample_rate, self.clip_seconds,
+                               config.train.progress and rt.main)
         self.loader, self.sampler = train_loader(self.data.train, config, rt)
         self.state = TrainState()
         if resume_dir is not None:

@@ -150,12 +150,12 @@ def test_a_trained_package_tower_is_stored_in_the_checkpoint(tmp_path, tiny_conf
 
 def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_dict, manifests, sounds45):
     """Per-sample seeding: batches do not depend on data.num_workers, and two ranks split one epoch."""
-    from training.loop import Runtime, build_data, train_loader
+    from training.loop import Runtime, build_data, read_manifests, train_loader
 
     path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, tmp_path / "out",
                             augment={"mix_prob": 0.5})
     config = load_config(path)
-    bundle = build_data(config, 16000, 1.0, progress=False)
+    bundle = build_data(config, read_manifests(config), 16000, 1.0, progress=False)
     bundle.train.set_epoch(3)
 
     def epoch(workers: int, rank: int = 0, world: int = 1):
