@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from training.loop import STATE_FILE
@@ -16,6 +17,7 @@ from conftest import write_run_config
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_with_rank0_logging(tmp_path, tiny_config_dict, manifests, sounds45):
     out = tmp_path / "out"
     path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, out,

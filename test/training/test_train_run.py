@@ -71,6 +71,7 @@ def load_checkpoint_init(trainer):
     return build_model(trainer.config)
 
 
+@pytest.mark.slow
 def test_resume_retraces_the_uninterrupted_run(full_run, tmp_path, tiny_config_dict, manifests, sounds45):
     trainer, _ = full_run
     out = tmp_path / "out"
@@ -172,6 +173,7 @@ def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_
     assert not set(shards[0].tolist()) & set(shards[1].tolist())
 
 
+@pytest.mark.slow
 def test_finetune_from_an_msclap_2022_checkpoint(tmp_path, msclap_checkpoint, manifests, sounds45):
     """Microsoft's layout (seeded random weights here: the real file cannot be downloaded offline)
     loads through clap_core and fine-tunes; frozen CNN14 and BERT stay as they were."""
@@ -191,3 +193,28 @@ def test_finetune_from_an_msclap_2022_checkpoint(tmp_path, msclap_checkpoint, ma
     saved = load_file(str(tmp_path / "out" / "last" / "model.safetensors"))
     assert saved.keys() == after.keys() and all(torch.equal(saved[k], after[k]) for k in after)
     assert '"name": "msclap-2022"' in (tmp_path / "out" / "last" / "config.json").read_text()
+
+
+@pytest.mark.slow
+def test_finetune_the_default_model_text_side(tmp_path, manifests, sounds45):
+    """The shipped default model (YAMNet + MiniLM from packages) fine-tunes its text tower, and the
+    checkpoint then stores the trained MiniLM instead of pointing at the package."""
+    from clap_core.errors import CheckpointError
+    from clap_core.weights_registry import resolve_weights
+
+    try:
+        resolve_weights("default")
+    except CheckpointError as exc:
+        pytest.skip(f"the default model is not built in this checkout: {exc}")
+    path = write_run_config(tmp_path / "run.yaml", {}, manifests, sounds45, tmp_path / "out",
+                            train={"epochs": 1}, data={"clip_seconds": 1.0, "zeroshot": None})
+    config = load_config(path, ["model.config=null", "model.weights=default", "model.text_tower=trainable",
+                                "optim.tower_lr=1e-5"])
+    trainer = Trainer(config, setup_runtime("cpu"))
+    before = {k: v.clone() for k, v in trainer.model.text_tower.state_dict().items()}
+    trainer.fit()
+    saved = load_checkpoint(tmp_path / "out" / "last")
+    assert saved.config.text.weights_from_package is False and saved.config.audio.kind == "yamnet"
+    after = saved.text_tower.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.equal(after[k], v) for k, v in trainer.model.text_tower.state_dict().items())
