@@ -42,6 +42,7 @@ class NodeSettings:
     retry_max_s: float = 30.0
     buffer_s: float = 30.0
     diagnostics_period_s: float = 1.0
+    record_dir: str = ""
 
     def validate(self) -> "NodeSettings":
         """Reject nonsense once, at start, with the parameter's name in the message."""
@@ -83,6 +84,7 @@ DESCRIPTIONS: dict[str, str] = {
     "retry_max_s": "Longest delay between microphone retries.",
     "buffer_s": "Seconds of audio buffered between capture and inference; beyond that, overruns.",
     "diagnostics_period_s": "Period of /diagnostics messages.",
+    "record_dir": "If set, record the audio heard, /audio_predicates and /diagnostics into an mcap bag here.",
 }
 
 
@@ -119,6 +121,7 @@ class PredicateNode:
         from clap_core import load_model
         from clap_core.predicates import PredicateEngine, load_predicate_config
 
+        from .bag_recorder import open_recorder
         from .diagnostics import InferenceStats
 
         self.node = node
@@ -138,6 +141,7 @@ class PredicateNode:
         self._bool_pubs: dict[str, Any] = {}
         self._ensure_bool_publishers(self.engine.names)
         self.source = self._make_source()
+        self.recorder = open_recorder(s.record_dir, self.log)
         node.add_on_set_parameters_callback(self._on_set_parameters)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
@@ -207,6 +211,8 @@ class PredicateNode:
         """Drain the source, run the engine, publish. Never dies on bad audio or a model error."""
         while not self._stop.is_set():
             for chunk in self.source.read(timeout=0.2):
+                if self.recorder is not None:
+                    self.recorder.audio(chunk.samples, chunk.sample_rate, chunk.t_first)
                 try:
                     with self._engine_lock:
                         results = self.engine.push(chunk.samples, chunk.sample_rate, chunk.t_first)
@@ -225,7 +231,10 @@ class PredicateNode:
 
         from .messages import predicates_msg
 
-        self._pub.publish(predicates_msg(result, self.settings.frame_id))
+        msg = predicates_msg(result, self.settings.frame_id)
+        self._pub.publish(msg)
+        if self.recorder is not None:
+            self.recorder.message("/audio_predicates", msg)
         if "skipped" not in result.flags:
             for name, value in zip(result.names, result.values):
                 pub = self._bool_pubs.get(name)
@@ -243,13 +252,18 @@ class PredicateNode:
         self._errors_reported = snap.errors
         name = self.node.get_name()
         statuses = [source_status(name, self.source.health()), inference_status(name, snap, new_errors)]
-        self._diag_pub.publish(diagnostic_array(self.node.get_clock().now().to_msg(), statuses))
+        diag = diagnostic_array(self.node.get_clock().now().to_msg(), statuses)
+        self._diag_pub.publish(diag)
+        if self.recorder is not None:
+            self.recorder.message("/diagnostics", diag)
 
     def close(self) -> None:
         """Stop capture and the inference thread (called once, on shutdown)."""
         self._stop.set()
         self.source.stop()
         self._worker.join(timeout=5.0)
+        if self.recorder is not None:
+            self.recorder.close()
 
 
 def main(argv: list[str] | None = None) -> int:

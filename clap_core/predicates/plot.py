@@ -32,12 +32,14 @@ def plot_timeline(timeline: list[dict[str, Any]], out: str | Path, events: list[
         _lane(ax, name, timeline, [e for e in events if e.predicate == name], COLORS[i % len(COLORS)], hop)
         ax.set_xlim(0, t_end)
     axes[-1, 0].set_xlabel("time from the first audio sample (s); scores plotted at window centres")
+    top = 1.0
+    if title:
+        fig.suptitle(title, y=0.995, fontsize=10)
+        top = 0.955
     handles = _legend_handles(plt, bool(events))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=8,
-               bbox_to_anchor=(0.5, 1.0))
-    if title:
-        fig.suptitle(title, y=0.995 - 0.04, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.94 if title else 0.96))
+               bbox_to_anchor=(0.5, top))
+    fig.tight_layout(rect=(0, 0, 1, top - 0.045))
     out = Path(out)
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -92,7 +94,7 @@ def _legend_handles(plt: Any, with_events: bool) -> list[Any]:
     handles = [Line2D([], [], color="#444444", lw=1.4, label="score"),
                Line2D([], [], color="black", ls="--", lw=0.8, label="threshold"),
                Patch(color="#444444", label="value true (bar)"),
-               Line2D([], [], color="#444444", marker="v", ls="", label="fired"),
+               Line2D([], [], color="#444444", marker="v", ls="", label="turned true / event fired"),
                Patch(facecolor="none", edgecolor="#999999", hatch="///", label="gap / skipped")]
     if with_events:
         handles.insert(0, Patch(color="#f2c14e", alpha=0.35, label="labelled event"))

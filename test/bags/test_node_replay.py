@@ -4,7 +4,8 @@ A real node process (`python -m clap_ros.predicate_node`, source=topic) receives
 bag's AudioStamped messages over real DDS on loopback, published by this test; its
 /audio_predicates messages are compared window by window with an in-process replay of the same
 bag. Both use the suite's tiny real model (weights by path), so the test runs without the default
-model; what is compared is the pipeline, which is the same code in both.
+model; what is compared is the pipeline, which is the same code in both. The node also records a
+black-box bag (`record_dir`), which must hold its messages and replay to the same decisions.
 """
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ CONFIG = HERE / "predicates.yaml"
 HOP = 0.5
 
 
-def _replay(weights: Path) -> list:
+def _replay(weights: Path, bag: Path = BAG) -> list:
     from clap_core import load_model
     from clap_core.predicates import PredicateEngine, load_predicate_config
     from clap_ros.replay import open_source, replay
 
     engine = PredicateEngine(load_model(str(weights)), load_predicate_config(CONFIG), window_s=5.0, hop_s=HOP)
-    return list(replay(engine, open_source(BAG)))
+    return list(replay(engine, open_source(bag)))
 
 
 def _bag_messages() -> list[bytes]:
@@ -57,7 +58,7 @@ def test_live_node_matches_replay(tmp_path, tiny_model_dir) -> None:
         [sys.executable, "-m", "clap_ros.predicate_node", "--ros-args", "-p", f"config:={CONFIG}",
          "-p", f"weights:={tiny_model_dir}", "-p", "source:=topic", "-p", f"audio_topic:={topic}",
          "-p", f"hop_s:={HOP}", "-r", f"__node:=replay_check_{os.getpid()}",
-         "-r", f"audio_predicates:=preds_{os.getpid()}"],
+         "-r", f"audio_predicates:=preds_{os.getpid()}", "-p", f"record_dir:={tmp_path / 'rec'}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rclpy.init()
     node = rclpy.create_node(f"bag_player_{os.getpid()}")
@@ -91,3 +92,18 @@ def test_live_node_matches_replay(tmp_path, tiny_model_dir) -> None:
         assert list(msg.values) == res.values
         assert np.allclose(np.asarray(msg.scores), res.scores, atol=1e-5)
         assert list(msg.flags) == res.flags
+    _check_recording(tmp_path / "rec", tiny_model_dir, expected)
+
+
+def _check_recording(rec_dir: Path, weights: Path, expected: list) -> None:
+    """The node's black-box bag holds its audio and its messages; replaying it says the same."""
+    from rosbags.highlevel import AnyReader
+
+    (bag,) = list(rec_dir.iterdir())
+    with AnyReader([bag]) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/audio_predicates"] == len(expected) and counts["/audio"] > 250
+    assert counts.get("/diagnostics", 0) >= 1
+    again = _replay(weights, bag)
+    assert [r.values for r in again] == [r.values for r in expected]
+    assert np.allclose([r.scores for r in again], [r.scores for r in expected], atol=2e-3)  # int16 audio
