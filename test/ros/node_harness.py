@@ -119,10 +119,15 @@ class RosClient:
         self.context.try_shutdown()
 
 
-def wait_until_up(client: RosClient, node: NodeProcess, timeout: float = 90.0) -> None:
-    """The node is up once its AudioPredicates publisher is visible over DDS."""
+def wait_until_up(client: RosClient, node: NodeProcess, audio_pub: Any = None, timeout: float = 90.0) -> None:
+    """The node is up once its AudioPredicates publisher (and its subscription to `audio_pub`) is
+    visible over DDS. Then a short pause: the publisher seeing the subscription does not mean the
+    subscription has matched the publisher yet, and best-effort samples sent before that are lost."""
     client.spin_until(lambda: client.node.count_publishers(node.preds_topic) > 0, timeout,
                       f"node {node.name} to come up", node)
+    if audio_pub is not None:
+        client.spin_until(lambda: audio_pub.get_subscription_count() > 0, timeout, "the node's audio subscription", node)
+    client.spin_for(1.5)
 
 
 def diagnostics_for(arrays: list, node: NodeProcess, suffix: str) -> list:

@@ -1,0 +1,187 @@
+"""The node as a real process over real DDS: start-up errors, per-hop output, hot reload, bad audio,
+silence, SIGTERM.
+
+These tests check the node's plumbing, not what it hears, so they use the suite's tiny real model
+(small CNN14 + 1-layer BERT, random weights, saved in the project's format) with a 1-s window: the
+same code path as the default model, a fraction of the start-up time.
+"""
+from __future__ import annotations
+
+import math
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is installed by scripts/setup.sh")
+pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by scripts/setup.sh")
+pytest.importorskip("audio_common_msgs.msg", reason="interfaces are built by scripts/setup.sh")
+
+from node_harness import (  # noqa: E402
+    NodeProcess, RosClient, diagnostics_for, publish_audio, sensor_qos, status_values, wait_until_up,
+)
+
+RATE = 16000
+WINDOW, HOP = 1.0, 0.5
+GOOD_A = "predicates:\n  door_knock:\n    prompt: knocking on a door\n  glass_break:\n    prompt: glass breaking\n"
+GOOD_B = "predicates:\n  kettle:\n    prompt: a kettle whistling\n    threshold: 0.4\n"
+BAD = "predicates:\n  kettle:\n    prompt: a kettle whistling\n    threshold: 2.0\n"
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+def _noise(seconds: float, seed: int, level: float = 0.05) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(seconds * RATE)) * level).astype(np.float32)
+
+
+# -- start-up errors: one line naming the problem, exit code 2, no traceback -----------------------
+@pytest.mark.parametrize("params, expected", [
+    ({"source": "topic"}, "parameter 'config'"),
+    ({"config": "{bad}", "source": "topic"}, "predicates.kettle.threshold"),
+    ({"config": "{good}", "source": "topic", "weights": "no_such_weights"}, "weights 'no_such_weights'"),
+    ({"config": "{good}", "source": "topic", "hop_s": 9.0}, "parameter 'hop_s'"),
+])
+def test_start_up_errors_are_one_clear_line(tmp_path, params, expected) -> None:
+    files = {"bad": _write(tmp_path / "bad.yaml", BAD), "good": _write(tmp_path / "good.yaml", GOOD_A)}
+    node = NodeProcess({k: str(v).format(**files) for k, v in params.items()})
+    code = node.wait_exit(timeout=60)
+    assert code == 2, node.output
+    assert expected in node.output and "Traceback" not in node.output, node.output
+    assert [line for line in node.lines if "cannot start" in line], node.output
+
+
+# -- one running node for the rest of the module ---------------------------------------------------
+class Session:
+    """The running node, a client, the audio publisher, and the next audio time to publish."""
+
+    def __init__(self, node: NodeProcess, client: RosClient, files: dict) -> None:
+        from audio_common_msgs.msg import AudioStamped
+        from clap_ros_interfaces.msg import AudioPredicates
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node, self.client, self.files = node, client, files
+        self.preds = client.collect(AudioPredicates, node.preds_topic)
+        self.diags = client.collect(DiagnosticArray, "/diagnostics")
+        self.audio_pub = client.node.create_publisher(AudioStamped, node.audio_topic, sensor_qos())
+        self.t = 1_000.0
+        self.taken = 0
+
+    def publish(self, audio: np.ndarray, fmt: str = "int16") -> None:
+        publish_audio(self.client, self.audio_pub, audio, RATE, self.t, speed=5.0, fmt=fmt)
+        self.t += len(audio) / RATE
+
+    def wait_windows(self, n: int, timeout: float = 30.0) -> list:
+        """The next `n` AudioPredicates messages not yet taken by a test (waits for them)."""
+        start = self.taken
+        self.client.spin_until(lambda: len(self.preds) >= start + n, timeout, f"{n} windows", self.node)
+        self.client.spin_for(3 * HOP)  # and no more than n: nothing else is in flight
+        self.taken = len(self.preds)
+        return self.preds[start:]
+
+    def set_config(self, path) -> tuple[bool, str]:
+        """Call the node's SetParameters service, as `ros2 param set` would."""
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        cli = self.client.node.create_client(SetParameters, f"{self.node.ns}/{self.node.name}/set_parameters")
+        self.client.spin_until(lambda: cli.service_is_ready(), 30, "the set_parameters service", self.node)
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(path))
+        future = cli.call_async(SetParameters.Request(parameters=[Parameter(name="config", value=value)]))
+        self.client.spin_until(future.done, 60, "the set_parameters reply", self.node)
+        result = future.result().results[0]
+        self.client.node.destroy_client(cli)
+        return result.successful, result.reason
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("node")
+    files = {name: _write(tmp / f"{name}.yaml", text) for name, text in
+             (("a", GOOD_A), ("b", GOOD_B), ("bad", BAD))}
+    node = NodeProcess({"config": files["a"], "weights": tiny_model_dir, "source": "topic",
+                        "window_s": WINDOW, "hop_s": HOP, "silence_timeout_s": 1.0,
+                        "diagnostics_period_s": 0.5, "frame_id": "test_mic"})
+    client = RosClient()
+    try:
+        s = Session(node, client, files)
+        wait_until_up(client, node, s.audio_pub)
+        yield s
+    finally:
+        client.close()
+        node.kill()
+
+
+def test_one_message_per_hop_with_matching_bools(session: Session) -> None:
+    from std_msgs.msg import Bool
+
+    bools = session.client.collect(Bool, session.node.bool_topic("door_knock"))
+    session.client.spin_until(
+        lambda: session.client.node.count_publishers(session.node.bool_topic("door_knock")) > 0, 10, "Bool topic")
+    t0 = session.t
+    session.publish(_noise(3.0, seed=1))
+    msgs = session.wait_windows(5)  # windows ending at t0 + 1.0, 1.5, ..., 3.0
+    ends = [m.window_end.sec + m.window_end.nanosec * 1e-9 for m in msgs]
+    np.testing.assert_allclose(ends, t0 + np.arange(1.0, 3.01, HOP), atol=1e-3)
+    for m, end in zip(msgs, ends):
+        assert m.header.stamp == m.window_end and m.header.frame_id == "test_mic"
+        assert m.window_start.sec + m.window_start.nanosec * 1e-9 == pytest.approx(end - WINDOW, abs=1e-3)
+        assert m.names == ["door_knock", "glass_break"] and len(m.scores) == len(m.values) == 2
+        assert all(0.0 <= s <= 1.0 for s in m.scores) and list(m.flags) == []
+    session.client.spin_until(lambda: len(bools) >= len(msgs), 10, "the Bools")
+    assert [b.data for b in bools[:len(msgs)]] == [bool(m.values[0]) for m in msgs]
+
+
+def test_hot_reload_good_then_bad(session: Session) -> None:
+    ok, reason = session.set_config(session.files["b"])
+    assert ok, reason
+    session.publish(_noise(1.5, seed=2))
+    msgs = session.wait_windows(3)
+    assert msgs[-1].names == ["kettle"] and msgs[-1].thresholds[0] == pytest.approx(0.4)
+
+    ok, reason = session.set_config(session.files["bad"])
+    assert not ok and "predicates.kettle.threshold" in reason and "keeping the previous" in reason
+    assert any("config reload rejected" in line for line in session.node.lines)
+    session.publish(_noise(1.0, seed=3))
+    msgs = session.wait_windows(2)
+    assert all(m.names == ["kettle"] for m in msgs)  # the old (good) set stays live
+    session.client.spin_until(lambda: any(
+        "rejected" in status_values(s).get("last_reload", "")
+        for s in diagnostics_for(session.diags, session.node, "inference")), 10, "diagnostics of the rejected reload")
+
+
+def test_nonfinite_and_clipped_audio_are_flagged_not_fatal(session: Session) -> None:
+    bad = _noise(1.0, seed=4)
+    bad[100:200] = np.nan
+    clipped = np.where(_noise(1.0, seed=5) > 0, 1.0, -1.0).astype(np.float32)
+    session.publish(_noise(1.0, seed=6), fmt="float32")
+    session.publish(bad, fmt="float32")
+    session.publish(clipped, fmt="float32")
+    session.publish(_noise(2.0, seed=7), fmt="float32")
+    msgs = session.wait_windows(10)
+    nonfinite = [m for m in msgs if "nonfinite" in m.flags]
+    assert nonfinite and all(not any(m.values) for m in nonfinite)
+    assert all(math.isnan(s) for m in nonfinite for s in m.scores)  # skipped: no score, not 0
+    assert any("clipped" in m.flags for m in msgs)
+    assert list(msgs[-1].flags) == [] and all(0.0 <= s <= 1.0 for s in msgs[-1].scores)
+    assert session.node.alive()
+
+
+def test_silent_topic_is_reported_in_diagnostics(session: Session) -> None:
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    def silent() -> bool:
+        statuses = diagnostics_for(session.diags, session.node, "audio source")
+        return bool(statuses) and statuses[-1].level == DiagnosticStatus.WARN and "no audio on" in statuses[-1].message
+
+    session.client.spin_until(silent, 15, "a 'no audio' warning", session.node)
+    last = diagnostics_for(session.diags, session.node, "audio source")[-1]
+    assert status_values(last)["state"] == "silent"
+    inference = status_values(diagnostics_for(session.diags, session.node, "inference")[-1])
+    assert int(inference["windows"]) >= 20 and int(inference["windows_nonfinite"]) >= 1
+
+
+def test_sigterm_ends_the_node_with_exit_code_0(session: Session) -> None:
+    assert session.node.stop(signal.SIGTERM) == 0, session.node.output
