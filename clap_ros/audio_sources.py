@@ -251,7 +251,10 @@ class MicrophoneSource:
 
     def _supervise(self) -> None:
         while not self._stop.is_set():
-            problem = self._open() if self._stream is None else self._check()
+            try:
+                problem = self._open() if self._stream is None else self._check()
+            except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any surprise
+                problem = f"microphone '{self._name}': unexpected {type(exc).__name__}: {_one_line(exc)}"
             if problem is None:
                 self._stop.wait(0.1)
                 continue

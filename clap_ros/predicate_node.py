@@ -153,7 +153,13 @@ class PredicateNode:
 
     # -- construction helpers ------------------------------------------------------------------
     def _source_log(self, level: str, message: str) -> None:
-        {"info": self.log.info, "warn": self.log.warning, "error": self.log.error}[level](message)
+        # One call site per severity: rclpy refuses a call site whose severity changes.
+        if level == "error":
+            self.log.error(message)
+        elif level == "warn":
+            self.log.warning(message)
+        else:
+            self.log.info(message)
 
     def _make_source(self) -> Any:
         from .audio_sources import MicrophoneSource, TopicSource

@@ -1,0 +1,104 @@
+"""The microphone path through a real (virtual) sound device: PulseAudio null sink → PortAudio → node.
+
+A private PulseAudio daemon (fixture `pulse`, stopped by PID) provides the ALSA `pulse` device; sound
+played into its null sink with `paplay` is what the node records. Killing the daemon makes the
+device vanish under a running stream; starting it again brings it back.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is installed by scripts/setup.sh")
+pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by scripts/setup.sh")
+pytest.importorskip("sounddevice", reason="sounddevice is in requirements.txt")
+
+from node_harness import NodeProcess, diagnostics_for, status_values, wait_until_up  # noqa: E402
+
+CONFIG = """predicates:
+  bell_rings:
+    prompt: "a bicycle bell ringing"
+  vacuum_on:
+    prompt: "a vacuum cleaner running"
+"""
+
+
+def _stamp(t) -> float:
+    return t.sec + t.nanosec * 1e-9
+
+
+def _start(tmp_path, pulse, weights, **params) -> NodeProcess:
+    config = tmp_path / "mic.yaml"
+    config.write_text(CONFIG)
+    return NodeProcess({"config": config, "weights": weights, "source": "microphone", "device": "pulse",
+                        "diagnostics_period_s": 0.5, **params},
+                       env={"XDG_RUNTIME_DIR": str(pulse.runtime_dir)})
+
+
+def _source_state(diags, node) -> str:
+    statuses = diagnostics_for(diags, node, "audio source")
+    return status_values(statuses[-1])["state"] if statuses else ""
+
+
+@pytest.mark.slow
+def test_sound_played_into_the_virtual_mic_sets_the_predicate(tmp_path, client, pulse, sounds45,
+                                                              default_weights) -> None:
+    from clap_ros_interfaces.msg import AudioPredicates
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node = _start(tmp_path, pulse, default_weights, hop_s=0.5)
+    try:
+        preds = client.collect(AudioPredicates, node.preds_topic)
+        diags = client.collect(DiagnosticArray, "/diagnostics")
+        wait_until_up(client, node)
+        client.spin_until(lambda: _source_state(diags, node) == "running", 30, "the microphone to capture", node)
+        client.spin_until(lambda: len(preds) >= 2, 30, "windows of silence", node)
+        played_at = time.time()
+        player = threading.Thread(target=pulse.play, args=(sounds45 / "BicycleBell" / "bikeBell01.flac",))
+        player.start()
+        client.spin_until(lambda: not player.is_alive() and preds and _stamp(preds[-1].window_end) > time.time() - 0.3
+                          and time.time() > played_at + 6.0, 60, "the bell to be played and heard", node)
+    finally:
+        code = node.stop(signal.SIGINT)
+    assert code == 0, node.output
+    idx = preds[0].names.index("bell_rings")
+    before = [m for m in preds if _stamp(m.window_end) < played_at]
+    during = [m for m in preds if _stamp(m.window_end) > played_at + 2.0]
+    assert before and not any(m.values[idx] for m in before), "bell heard before it was played"
+    assert any(m.values[idx] for m in during), [round(m.scores[idx], 2) for m in during]
+    assert max(m.level_dbfs for m in during) > max(m.level_dbfs for m in before) + 20
+
+
+@pytest.mark.slow
+def test_vanishing_microphone_is_reported_retried_and_resumed(tmp_path, client, pulse, tiny_model_dir) -> None:
+    from clap_ros_interfaces.msg import AudioPredicates
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    node = _start(tmp_path, pulse, tiny_model_dir, window_s=1.0, hop_s=0.5, retry_initial_s=0.5, retry_max_s=2.0)
+    try:
+        preds = client.collect(AudioPredicates, node.preds_topic)
+        diags = client.collect(DiagnosticArray, "/diagnostics")
+        wait_until_up(client, node)
+        client.spin_until(lambda: len(preds) >= 2, 40, "windows from the microphone", node)
+
+        pulse.kill()
+        client.spin_until(lambda: _source_state(diags, node) == "error", 20, "an error in diagnostics", node)
+        error = diagnostics_for(diags, node, "audio source")[-1]
+        assert error.level == DiagnosticStatus.ERROR and "microphone 'pulse'" in error.message
+        assert "retrying in" in error.message
+        client.spin_until(lambda: int(status_values(diagnostics_for(diags, node, "audio source")[-1])["retries"]) >= 2,
+                          20, "retries while the device is gone", node)
+        assert any("ERROR" in line and "microphone 'pulse'" in line for line in node.lines), node.output
+
+        pulse.start()
+        back_at = time.time()
+        client.spin_until(lambda: _source_state(diags, node) == "running", 40, "the microphone to come back", node)
+        assert "resumed" in diagnostics_for(diags, node, "audio source")[-1].message
+        client.spin_until(lambda: _stamp(preds[-1].window_end) > back_at, 30, "windows after the device returned", node)
+        assert node.alive()
+    finally:
+        code = node.stop(signal.SIGINT)
+    assert code == 0, node.output
