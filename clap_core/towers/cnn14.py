@@ -30,34 +30,26 @@ def _onednn_usable() -> bool:
 class FoldedConv:
     """3×3 conv → BatchNorm (eval statistics) → ReLU as one operation, for inference only.
 
-    The BN is folded into the conv's weights and bias. On CPU the weights are also pre-packed
-    into oneDNN's blocked layout once per input shape, instead of being re-laid out on every
-    call — which is most of the cost of the wide, small-map late blocks.
+    The BN is folded into the conv's weights and bias. On CPU the folded weights are pre-packed
+    once into oneDNN's blocked layout (valid for any input shape) instead of being re-laid out on
+    every call, which is most of the cost of the wide, small-map late blocks.
     """
-
-    _MAX_SHAPES = 2
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        self.weight = (conv.weight * scale[:, None, None, None]).contiguous(memory_format=torch.channels_last)
+        weight = (conv.weight * scale[:, None, None, None]).contiguous(memory_format=torch.channels_last)
         self.bias = (bn.bias - bn.running_mean * scale).contiguous()
-        self._packed: dict[tuple[int, ...], torch.Tensor] = {}
+        self.packed = _ONEDNN and weight.device.type == "cpu"
+        if self.packed:
+            shape = [1, weight.shape[1], 64, 64]  # any shape works; it only guides the layout choice
+            weight = torch._C._nn.mkldnn_reorder_conv2d_weight(weight.to_mkldnn(), [1, 1], [1, 1], [1, 1], 1, shape)
+        self.weight = weight
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and _ONEDNN:
+        if self.packed:
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self._packed_for(tuple(x.shape)), self.bias, [1, 1], [1, 1], [1, 1], 1, "relu", [], "")
+                x, self.weight, self.bias, [1, 1], [1, 1], [1, 1], 1, "relu", [], "")
         return F.relu(F.conv2d(x, self.weight, self.bias, padding=1))
-
-    def _packed_for(self, shape: tuple[int, ...]) -> torch.Tensor:
-        packed = self._packed.get(shape)
-        if packed is None:
-            if len(self._packed) >= self._MAX_SHAPES:
-                self._packed.clear()
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                self.weight.to_mkldnn(), [1, 1], [1, 1], [1, 1], 1, list(shape))
-            self._packed[shape] = packed
-        return packed
 
 
 _ONEDNN = _onednn_usable()
@@ -112,6 +104,10 @@ class Cnn14Tower(AudioTower):
     def train(self, mode: bool = True) -> "Cnn14Tower":
         self._drop_folded()
         return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .double(): the fused copies go stale
+        self._drop_folded()
+        return super()._apply(fn, *args, **kwargs)
 
     def _blocks(self) -> list[ConvBlock]:
         return [getattr(self, f"conv_block{i + 1}") for i in range(6)]
