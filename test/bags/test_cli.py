@@ -105,8 +105,14 @@ def test_plot_writes_png(tmp_path) -> None:
     (["score", "/nope.jsonl", str(HERE / "data" / "scene1.labels.json")], "nope.jsonl: cannot read timeline"),
     (["plot", str(HERE / "predicates.yaml"), "--out", "/tmp/x.png"], "not a replay JSON line"),
 ])
-def test_errors_are_one_line_exit_2(argv, message) -> None:
-    proc = subprocess.run([sys.executable, "-m", "clap_ros.predicates_cli", *argv], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+def test_errors_are_one_line_exit_2(argv, message, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith(f"clap-predicates {argv[0]}: error: ")
+
+
+def test_console_error_has_no_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "clap_ros.predicates_cli", "replay", "/nonexistent/bag",
+                           "--config", str(CONFIG)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "clap-predicates replay: error: /nonexistent/bag: no such bag directory or audio file\n"

@@ -40,7 +40,7 @@ def test_prompts_only_config_detects_real_sounds(default_model, sounds45) -> Non
     parts = [quiet(6.0), splash, quiet(5.0), hammer, quiet(3.0)]
     starts = np.cumsum([0] + [len(p) for p in parts]) / sr
     audio = np.concatenate(parts)
-    eng = PredicateEngine(default_model, parse_predicate_config(PROMPTS), window_s=5.0, hop_s=0.5)
+    eng = PredicateEngine(default_model, parse_predicate_config(PROMPTS), window_s=5.0, hop_s=1.0)
     results = [r for i in range(0, len(audio), 512) for r in eng.push(audio[i:i + 512], sr, 10.0 + i / sr)]
     assert results[0].t_start == pytest.approx(10.0)
 
