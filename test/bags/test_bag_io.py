@@ -118,3 +118,22 @@ def test_layout_definitions_match_the_interfaces_package() -> None:
         msg = ROOT / "interfaces" / "audio_common_msgs" / "msg" / f"{name.rsplit('/', 1)[1]}.msg"
         fields = [ln.split("#")[0].split() for ln in msg.read_text().splitlines()]
         assert [f for f in fields if f] == [ln.split() for ln in text.splitlines() if ln.strip()]
+
+
+def test_unknown_sample_format_is_an_error(tmp_path: Path) -> None:
+    from rosbags.rosbag2 import Writer
+
+    store = typestore_for("stamped")
+    T = store.types
+    msg = T["audio_common_msgs/msg/AudioStamped"](
+        header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id=""),
+        audio=T["audio_common_msgs/msg/Audio"](
+            audio_data=T["audio_common_msgs/msg/AudioData"](
+                float32_data=np.zeros(0, np.float32), int32_data=np.zeros(0, np.int32),
+                int16_data=np.zeros(0, np.int16), int8_data=np.zeros(0, np.int8), uint8_data=np.zeros(8, np.uint8)),
+            info=T["audio_common_msgs/msg/AudioInfo"](format=4, channels=1, rate=16000, chunk=8)))
+    with Writer(tmp_path / "fmt", version=9) as w:
+        conn = w.add_connection("/audio", "audio_common_msgs/msg/AudioStamped", typestore=store)
+        w.write(conn, 1, store.serialize_cdr(msg, "audio_common_msgs/msg/AudioStamped"))
+    with pytest.raises(BagError, match="/audio: AudioInfo.format 4 is not supported"):
+        _decode(tmp_path / "fmt")

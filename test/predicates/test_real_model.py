@@ -96,3 +96,16 @@ def test_calibration_teaches_a_robot_motor(default_model, sounds45, tmp_path) ->
     print(f"gripper_motor held-out F1 per window: {f1s}")
     assert load_predicate_config(out).predicates[0].prototypes is not None
     assert f1s["calibrated"] >= f1s["prompt only"] + 0.3
+
+
+def test_hot_reload_after_text_tower_release(default_model, sounds45) -> None:
+    splash, sr = _recording(sounds45, "WaterSplash", "WaterSplashing02")
+    eng = PredicateEngine(default_model, parse_predicate_config(PROMPTS), window_s=3.0, hop_s=1.0)
+    before = eng.push(splash, sr, 0.0)
+    eng.set_config(parse_predicate_config({"predicates": {"splash": {"prompt": "water splashing"},
+                                                          "bell": {"prompt": "a bicycle bell ringing"}}}))
+    eng.reset()
+    after = eng.push(splash, sr, 0.0)
+    assert after[0].names == ["splash", "bell"]
+    assert [r.score("splash") for r in after] == pytest.approx([r.score("water_splash") for r in before], abs=1e-5)
+    assert all(r.score("bell") < 0.5 for r in after)
