@@ -99,6 +99,7 @@ class TrainSection:
     progress: bool = True
     tensorboard: bool = False
     eval_batch_size: int = 64
+    eval_first: bool = True  # evaluate the starting model as epoch 0 (shows what fine-tuning adds)
     deterministic: bool = True  # torch.use_deterministic_algorithms on CPU runs
 
 

@@ -429,29 +429,35 @@ class Trainer:
         if self.rt.main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / CONFIG_FILE).write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        if t.eval_first and not self.state.history:  # where the run starts from: epoch 0
+            start = time.perf_counter()
+            self._record(0, float("nan"), self.evaluate(), start)
         for epoch in range(self.state.epoch, t.epochs):
             start = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             metrics = self.evaluate()
             self.scheduler.step(metrics["val_loss"])
-            row = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
-                   "lr": self.optimizer.param_groups[0]["lr"],
-                   "temperature": 1.0 / self.model.logit_scale.exp().clamp(max=self.model.config.logit_scale_max).item(),
-                   "seconds": time.perf_counter() - start}
             self.state.epoch = epoch + 1
-            self.state.history.append(row)
-            improved = self._is_better(row)
-            if improved:
-                self.state.best = self._score(row)
-            if self.rt.main:
-                self._save(improved)
-                self.log.write(self.state.history)
-                print(self.log.summary(row, improved), file=sys.stderr)
-            if self.rt.distributed:
-                dist.barrier()
+            self._record(epoch + 1, train_loss, metrics, start)
         if self.log is not None:
             self.log.close()
         return self.state
+
+    def _record(self, epoch: int, train_loss: float, metrics: dict[str, float], start: float) -> None:
+        """History row, best tracking, checkpoints and logs for one finished epoch (0: before training)."""
+        scale = self.model.logit_scale.detach().exp().clamp(max=self.model.config.logit_scale_max).item()
+        row = {"epoch": epoch, "train_loss": train_loss, **metrics, "lr": self.optimizer.param_groups[0]["lr"],
+               "temperature": 1.0 / scale, "seconds": time.perf_counter() - start}
+        self.state.history.append(row)
+        improved = self._is_better(row)
+        if improved:
+            self.state.best = self._score(row)
+        if self.rt.main:
+            self._save(improved)
+            self.log.write(self.state.history)
+            print(self.log.summary(row, improved), file=sys.stderr)
+        if self.rt.distributed:
+            dist.barrier()
 
     def _score(self, row: dict[str, float]) -> float:
         metric = self.config.train.best_metric

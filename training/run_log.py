@@ -41,13 +41,15 @@ class RunLog:
 
     @staticmethod
     def summary(row: dict[str, float], improved: bool) -> str:
-        parts = [f"epoch {row['epoch']}", f"train {row['train_loss']:.4f}", f"val {row['val_loss']:.4f}",
+        start = row["epoch"] == 0
+        parts = ["epoch 0 (start)" if start else f"epoch {row['epoch']}",
+                 "" if start else f"train {row['train_loss']:.4f}", f"val {row['val_loss']:.4f}",
                  f"R@1 a→t {row['a2t_r1']:.2f} t→a {row['t2a_r1']:.2f}",
                  f"R@10 a→t {row['a2t_r10']:.2f} t→a {row['t2a_r10']:.2f}"]
         if "zeroshot_acc" in row:
             parts.append(f"zero-shot {row['zeroshot_acc']:.3f}")
         parts.append(f"lr {row['lr']:.2e}")
-        return " | ".join(parts) + (" | best" if improved else "")
+        return " | ".join(p for p in parts if p) + (" | best" if improved else "")
 
     def close(self) -> None:
         if self.writer is not None:
