@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -361,7 +361,7 @@ class Trainer:
         Every rank computes the same numbers (so the LR schedule stays in step without a broadcast)."""
         self.model.eval()
         val = self.data.val
-        audio = self._embed_audio(torch.stack([val[i][0] for i in range(len(val))]))
+        audio = self._embed_audio(val[i][0] for i in range(len(val)))
         first = [val.clips[i].captions[0] for i in range(len(val))]
         metrics = {"val_loss": self._val_loss(audio, first)}
         text = self._embed_text(self.data.val_captions)
@@ -371,12 +371,21 @@ class Trainer:
             metrics["zeroshot_acc"] = self._zeroshot(*self.data.zeroshot)
         return metrics
 
-    def _embed_audio(self, waves: torch.Tensor) -> torch.Tensor:
-        out = []
-        for chunk in waves.split(self.config.train.eval_batch_size):
-            with self._autocast():
-                out.append(self.model.encode_audio(chunk.to(self.rt.device)).float().cpu())
+    def _embed_audio(self, waves: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Embeddings of fixed-length windows, stacked only `eval_batch_size` at a time (memory)."""
+        out, chunk = [], []
+        for wave in waves:
+            chunk.append(wave)
+            if len(chunk) == self.config.train.eval_batch_size:
+                out.append(self._encode_chunk(chunk))
+                chunk = []
+        if chunk:
+            out.append(self._encode_chunk(chunk))
         return torch.cat(out) if out else torch.empty(0, self.model.embed_dim)
+
+    def _encode_chunk(self, chunk: list[torch.Tensor]) -> torch.Tensor:
+        with self._autocast():
+            return self.model.encode_audio(torch.stack(chunk).to(self.rt.device)).float().cpu()
 
     def _embed_text(self, texts: list[str]) -> torch.Tensor:
         out = []
@@ -405,12 +414,15 @@ class Trainer:
         templates = self.config.data.templates
         prompts = [t.format(c) for c in classes for t in templates]
         text = mean_normalised(self._embed_text(prompts), [i // len(templates) for i in range(len(prompts))], len(classes))
-        windows, owner = [], []
-        for i, wave in enumerate(waves):
-            w = clip_windows(wave, self.model.sample_rate, self.clip_seconds)
-            windows.append(torch.from_numpy(np.ascontiguousarray(w)))
-            owner += [i] * len(w)
-        audio = mean_normalised(self._embed_audio(torch.cat(windows)), owner, len(waves))
+        owner: list[int] = []
+
+        def windows() -> Iterator[torch.Tensor]:
+            for i, wave in enumerate(waves):
+                for window in clip_windows(wave, self.model.sample_rate, self.clip_seconds):
+                    owner.append(i)
+                    yield torch.from_numpy(np.ascontiguousarray(window))
+
+        audio = mean_normalised(self._embed_audio(windows()), owner, len(waves))
         return zeroshot_accuracy(audio @ text.T, [classes.index(c.label) for c in clips])
 
     # -- the run ---------------------------------------------------------------------------------
