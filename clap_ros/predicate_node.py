@@ -111,6 +111,27 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
     raise ConfigError(f"parameter '{name}': expected {kind.__name__}, got {value!r}")
 
 
+def warm_up_and_trim(model: Any, window_s: float) -> None:
+    """Run one silent window through the audio tower, then hand freed heap back to the OS.
+
+    The first inference pays one-off costs (weight packing, allocator growth) that would otherwise
+    land on the first real window's latency; and the released text tower's memory stays in the
+    process until glibc is asked to return it.
+    """
+    import ctypes
+    import gc
+
+    import torch
+
+    with torch.inference_mode():
+        model.embed_audio(torch.zeros(1, int(model.sample_rate * window_s)), int(model.sample_rate))
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 class PredicateNode:
     """Owns the rclpy node, the engine, the source and the inference thread."""
 
@@ -132,6 +153,7 @@ class PredicateNode:
         self.log.info(f"loading weights '{s.weights}'")
         model = load_model(s.weights, device="cpu")
         self.engine = PredicateEngine(model, cfg, window_s=s.window_s, hop_s=s.hop_s)
+        warm_up_and_trim(model, s.window_s)
         self.stats = InferenceStats()
         self.stats.config(s.config, len(cfg.predicates), "loaded at start")
         self._engine_lock = threading.Lock()
