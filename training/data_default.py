@@ -86,3 +86,11 @@ def write_labels(clips: Sequence[LabelledClip], out_csv: Path) -> Path:
         for clip in clips:
             writer.writerow([str(clip.path), clip.label])
     return out_csv
+
+
+def one_per_label(clips: Sequence[LabelledClip]) -> list[LabelledClip]:
+    """The first clip of every label, in order."""
+    seen: dict[str, LabelledClip] = {}
+    for clip in clips:
+        seen.setdefault(clip.label, clip)
+    return list(seen.values())
