@@ -67,7 +67,8 @@ def read_audio_list(source: str | Path) -> list[Path]:
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
-            raise ManifestError(f"background folder {source}: holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+            raise ManifestError(f"background folder {source}: holds no audio files "
+                                f"({', '.join(sorted(AUDIO_SUFFIXES))})")
         return files
     rows = _read_rows(source, needs_text=False)
     paths = []
@@ -102,11 +103,16 @@ def _read_csv(manifest: Path, needs_text: bool) -> list[tuple[int, dict[str, Any
                 raise ManifestError(f"manifest {manifest}: header needs a 'caption' or a 'label' column "
                                     f"(found: {', '.join(header)})")
             reader.fieldnames = header
-            return [(i + 2, row) for i, row in enumerate(reader) if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+            return [(i + 2, row) for i, row in enumerate(reader) if _has_values(row)]
     except UnicodeDecodeError:
         raise ManifestError(f"manifest {manifest}: not UTF-8 text") from None
     except csv.Error as exc:
         raise ManifestError(f"manifest {manifest}: not valid CSV ({exc})") from None
+
+
+def _has_values(row: dict[str, Any]) -> bool:
+    """Blank CSV lines (all fields empty) are skipped rather than reported."""
+    return any(v.strip() for v in row.values() if isinstance(v, str))
 
 
 def _read_jsonl(manifest: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -226,7 +226,8 @@ def build_data(config: TrainConfig, manifests: Manifests, sample_rate: int, clip
     val_clips, val_waves = D.load_all(manifests.val, sample_rate, "validation", progress, cache)
     for what, kept in (("training", train_clips), ("validation", val_clips)):
         if len(kept) < 2:
-            raise ManifestError(f"{what} set: {len(kept)} usable clip(s); contrastive training and recall need at least 2")
+            raise ManifestError(f"{what} set: {len(kept)} usable clip(s); contrastive training and recall "
+                                "need at least 2")
     backgrounds: Sequence[np.ndarray] = []
     if manifests.backgrounds:
         _, backgrounds = D.load_all(manifests.backgrounds, sample_rate, "background", progress, cache)
@@ -413,7 +414,8 @@ class Trainer:
         classes = sorted({c.label for c in clips})
         templates = self.config.data.templates
         prompts = [t.format(c) for c in classes for t in templates]
-        text = mean_normalised(self._embed_text(prompts), [i // len(templates) for i in range(len(prompts))], len(classes))
+        owners = [i // len(templates) for i in range(len(prompts))]
+        text = mean_normalised(self._embed_text(prompts), owners, len(classes))
         owner: list[int] = []
 
         def windows() -> Iterator[torch.Tensor]:
@@ -511,7 +513,8 @@ class Trainer:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except FileNotFoundError:
-            raise CheckpointError(f"{path}: no training state to resume from (was the run started by training/train.py?)") from None
+            raise CheckpointError(f"{path}: no training state to resume from "
+                                  "(was the run started by training/train.py?)") from None
         except Exception as exc:  # unpickling errors come in many types
             raise CheckpointError(f"{path}: unreadable training state ({str(exc)[:200]})") from None
         try:
@@ -533,7 +536,8 @@ def resume_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
 
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(f"{run_dir}: not a training run folder (no {CONFIG_FILE}); pass the train.output_dir of an earlier run")
+        raise CheckpointError(f"{run_dir}: not a training run folder (no {CONFIG_FILE}); "
+                              "pass the train.output_dir of an earlier run")
     data = read_yaml(path)
     for item in overrides:
         apply_override(data, item)

@@ -20,7 +20,8 @@ def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int) -> flo
     return relevant.gather(1, top).any(dim=1).float().mean().item()
 
 
-def retrieval_metrics(similarity: torch.Tensor, relevant: torch.Tensor, ks: Sequence[int] = (1, 10)) -> dict[str, float]:
+def retrieval_metrics(similarity: torch.Tensor, relevant: torch.Tensor,
+                      ks: Sequence[int] = (1, 10)) -> dict[str, float]:
     """R@k audio→text (rows are clips) and text→audio (columns are captions)."""
     out = {}
     for k in ks:

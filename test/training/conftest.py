@@ -60,8 +60,14 @@ def manifests(tmp_path_factory, sounds45: Path, clip_rows) -> dict[str, Path]:
     return paths
 
 
-def write_run_config(path: Path, model_config: dict, manifests: dict[str, Path], sounds45: Path, out: Path,
-                     **sections) -> Path:
+@pytest.fixture(scope="session")
+def write_run_config():
+    """The helper below, as a fixture (test modules cannot import a conftest reliably)."""
+    return _write_run_config
+
+
+def _write_run_config(path: Path, model_config: dict, manifests: dict[str, Path], sounds45: Path, out: Path,
+                      **sections) -> Path:
     """A small but complete training config: scratch model, 4-clip batches, short epochs."""
     config = {
         "model": {"config": model_config, "audio_tower": "frozen"},

@@ -12,13 +12,13 @@ import torch
 
 from training.loop import STATE_FILE
 
-from conftest import write_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_train_with_rank0_logging(tmp_path, tiny_config_dict, manifests, sounds45):
+def test_torchrun_two_processes_train_with_rank0_logging(tmp_path, tiny_config_dict, manifests, sounds45,
+                                                         write_run_config):
     out = tmp_path / "out"
     path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, out,
                             train={"epochs": 2, "device": "cpu"}, data={"zeroshot": None})

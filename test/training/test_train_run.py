@@ -13,13 +13,12 @@ from training.config import load_config
 from training.loop import STATE_FILE, Trainer, setup_runtime
 from training.train import main
 
-from conftest import write_run_config
 
 EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory, tiny_config_dict, manifests, sounds45):
+def full_run(tmp_path_factory, tiny_config_dict, manifests, sounds45, write_run_config):
     folder = tmp_path_factory.mktemp("full")
     path = write_run_config(folder / "run.yaml", tiny_config_dict, manifests, sounds45, folder / "out",
                             train={"epochs": EPOCHS})
@@ -73,7 +72,8 @@ def load_checkpoint_init(trainer):
 
 
 @pytest.mark.slow
-def test_resume_retraces_the_uninterrupted_run(full_run, tmp_path, tiny_config_dict, manifests, sounds45):
+def test_resume_retraces_the_uninterrupted_run(full_run, tmp_path, tiny_config_dict, manifests, sounds45,
+                                               write_run_config):
     trainer, _ = full_run
     out = tmp_path / "out"
     path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, out,
@@ -88,7 +88,8 @@ def test_resume_retraces_the_uninterrupted_run(full_run, tmp_path, tiny_config_d
         assert torch.equal(final[name], value), name
 
 
-def test_finetune_a_checkpoint_with_the_text_tower_frozen(tmp_path, tiny_model_dir, manifests, sounds45):
+def test_finetune_a_checkpoint_with_the_text_tower_frozen(tmp_path, tiny_model_dir, manifests, sounds45,
+                                                          write_run_config):
     """Fine-tuning the suite's tiny CNN14 + BERT checkpoint: the audio side learns, frozen parts stay."""
     path = write_run_config(tmp_path / "run.yaml", {}, manifests, sounds45, tmp_path / "out",
                             train={"epochs": 1}, data={"clip_seconds": 1.0, "zeroshot": None})
@@ -102,11 +103,13 @@ def test_finetune_a_checkpoint_with_the_text_tower_frozen(tmp_path, tiny_model_d
     text = [k for k in start if k.startswith("text_tower.")]
     assert text and all(torch.equal(start[k], after[k]) for k in text)
     assert torch.equal(start["logit_scale"], after["logit_scale"])
-    for key in ("audio_tower.conv_block1.conv1.weight", "audio_tower.bn0.running_mean", "text_projection.linear1.weight"):
+    for key in ("audio_tower.conv_block1.conv1.weight", "audio_tower.bn0.running_mean",
+                "text_projection.linear1.weight"):
         assert not torch.equal(start[key], after[key]), key
 
 
-def test_bad_input_ends_in_one_line_errors(tmp_path, tiny_config_dict, manifests, sounds45, capsys):
+def test_bad_input_ends_in_one_line_errors(tmp_path, tiny_config_dict, manifests, sounds45, capsys,
+                                           write_run_config):
     bad = tmp_path / "bad.csv"
     bad.write_text("file,caption\na.wav,x\n")
     path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, tmp_path / "out")
@@ -122,7 +125,8 @@ def test_bad_input_ends_in_one_line_errors(tmp_path, tiny_config_dict, manifests
         assert message in err and len(err.splitlines()) == 1, err
 
 
-def test_a_trained_package_tower_is_stored_in_the_checkpoint(tmp_path, tiny_config_dict, manifests, sounds45):
+def test_a_trained_package_tower_is_stored_in_the_checkpoint(tmp_path, tiny_config_dict, manifests, sounds45,
+                                                             write_run_config):
     """Towers that normally load from an installed package (MiniLM in the default model) must be
     saved once trained, or a reload would bring back the untrained package weights."""
     import shutil
@@ -150,7 +154,8 @@ def test_a_trained_package_tower_is_stored_in_the_checkpoint(tmp_path, tiny_conf
         assert torch.equal(reloaded.text_tower.encoder.state_dict()[key], trained[key]), key
 
 
-def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_dict, manifests, sounds45):
+def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_dict, manifests, sounds45,
+                                                          write_run_config):
     """Per-sample seeding: batches do not depend on data.num_workers, and two ranks split one epoch."""
     from training.loop import Runtime, build_data, read_manifests, train_loader
 
@@ -175,7 +180,8 @@ def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_
 
 
 @pytest.mark.slow
-def test_finetune_from_an_msclap_2022_checkpoint(tmp_path, msclap_checkpoint, manifests, sounds45):
+def test_finetune_from_an_msclap_2022_checkpoint(tmp_path, msclap_checkpoint, manifests, sounds45,
+                                                 write_run_config):
     """Microsoft's layout (seeded random weights here: the real file cannot be downloaded offline)
     loads through clap_core and fine-tunes; frozen CNN14 and BERT stay as they were."""
     path = write_run_config(tmp_path / "run.yaml", {}, manifests, sounds45, tmp_path / "out",
@@ -197,7 +203,7 @@ def test_finetune_from_an_msclap_2022_checkpoint(tmp_path, msclap_checkpoint, ma
 
 
 @pytest.mark.slow
-def test_finetune_the_default_model_text_side(tmp_path, manifests, sounds45):
+def test_finetune_the_default_model_text_side(tmp_path, manifests, sounds45, write_run_config):
     """The shipped default model (YAMNet + MiniLM from packages) fine-tunes its text tower, and the
     checkpoint then stores the trained MiniLM instead of pointing at the package."""
     from clap_core.errors import CheckpointError
