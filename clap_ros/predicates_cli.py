@@ -34,11 +34,12 @@ def run_replay(args: argparse.Namespace) -> int:
     from clap_core import load_model
     from clap_core.predicates import PredicateEngine, load_predicate_config
 
-    from .replay import ReplayStats, open_source, replay
+    from .replay import ReplayStats, open_source, replay, tune_threads
 
     cfg = load_predicate_config(args.config)
     source = open_source(args.path, args.topic)
     model = load_model(args.weights)
+    tune_threads(model)
     engine = PredicateEngine(model, cfg, window_s=args.window, hop_s=args.hop)
     _eprint(f"replaying {source.description}")
     stats = ReplayStats()
