@@ -9,6 +9,7 @@ import pytest
 from clap_core.errors import ManifestError
 from training.config import AugmentSection
 from training import data as D
+from train_fixtures import clip_rows, manifests  # noqa: F401 (pytest fixtures)
 
 TEMPLATES = ["a sound of {}.", "{} heard"]
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from training.loop import STATE_FILE
+from train_fixtures import clip_rows, manifests, tiny_config_dict, write_run_config  # noqa: F401
 
 
 REPO = Path(__file__).resolve().parents[2]

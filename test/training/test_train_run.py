@@ -12,6 +12,7 @@ from clap_core.checkpoints import load_checkpoint
 from training.config import load_config
 from training.loop import STATE_FILE, Trainer, setup_runtime
 from training.train import main
+from train_fixtures import clip_rows, manifests, tiny_config_dict, write_run_config  # noqa: F401
 
 
 EPOCHS = 4

