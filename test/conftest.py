@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -75,10 +74,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = create_model(tiny_model_config(tiny_text_folder(root / "text")))
     return save_checkpoint(model, root / "model")
-
-
-def read_json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_json_lines  # noqa: E402
 
 BIN = Path(sys.executable).parent
+
+
+def read_json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
 
 
 def _cli(name: str, *args: str) -> subprocess.CompletedProcess:
