@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from clap_core import load_model  # noqa: E402
 from clap_core.predicates import PredicateEngine, load_predicate_config  # noqa: E402
 from clap_core.predicates.metrics import format_scores, macro_f1, read_labels, score_timeline  # noqa: E402
-from clap_ros.replay import ReplayStats, open_source, replay, tune_threads  # noqa: E402
+from clap_ros.replay import ReplayStats, open_source, replay, torch_threads_for  # noqa: E402
 
 BAG_DIR = ROOT / "test" / "bags" / "data"
 CONFIG = ROOT / "test" / "bags" / "predicates.yaml"
@@ -53,11 +53,17 @@ def main() -> int:
     ap.add_argument("--torch-threads", type=int, default=0, help="0: as replay chooses (see replay.py)")
     args = ap.parse_args()
     model = load_model(args.weights)
+    cfg = load_predicate_config(args.config)
     if args.torch_threads:
         __import__("torch").set_num_threads(args.torch_threads)
+        run(args, model, cfg)
     else:
-        tune_threads(model)
-    cfg = load_predicate_config(args.config)
+        with torch_threads_for(model):
+            run(args, model, cfg)
+    return 0
+
+
+def run(args: argparse.Namespace, model: object, cfg: object) -> None:
     print(f"weights={args.weights} config={args.config.name} window={args.window}s torch threads="
           f"{__import__('torch').get_num_threads()}")
     for hop in args.hops:
@@ -93,7 +99,6 @@ def main() -> int:
             summary += "  mean F1 " + " ".join(f"{k}={v:.2f}" for k, v in mean.items())
             summary += f"  macro {sum(mean.values()) / len(mean):.2f}"
         print(summary)
-    return 0
 
 
 if __name__ == "__main__":

@@ -34,22 +34,19 @@ def run_replay(args: argparse.Namespace) -> int:
     from clap_core import load_model
     from clap_core.predicates import PredicateEngine, load_predicate_config
 
-    from .replay import ReplayStats, open_source, replay, tune_threads
+    from .replay import ReplayStats, open_source, replay, torch_threads_for
 
     cfg = load_predicate_config(args.config)
     source = open_source(args.path, args.topic)
     model = load_model(args.weights)
-    tune_threads(model)
     engine = PredicateEngine(model, cfg, window_s=args.window, hop_s=args.hop)
     _eprint(f"replaying {source.description}")
     stats = ReplayStats()
     start = time.perf_counter()
-    for result in replay(engine, source, stats):
-        t0 = stats.t_first or 0.0
-        if args.json:
-            print(json.dumps(result.to_json(t0)), flush=False)
-        else:
-            print(_human_line(result, t0))
+    with torch_threads_for(model):
+        for result in replay(engine, source, stats):
+            t0 = stats.t_first or 0.0
+            print(json.dumps(result.to_json(t0)) if args.json else _human_line(result, t0))
     sys.stdout.flush()
     wall = time.perf_counter() - start
     for t, length in stats.gaps:
@@ -157,11 +154,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from clap_core.predicates import load_predicate_config, write_predicate_config
     from clap_core.predicates.calibrate import calibrate, read_examples
 
+    from .replay import torch_threads_for
+
     cfg = load_predicate_config(args.config)
     examples = read_examples(args.examples)
     model = load_model(args.weights)
-    new, reports = calibrate(model, cfg, examples, prototypes=not args.no_prototypes,
-                             window_s=args.window, hop_s=args.hop)
+    with torch_threads_for(model):
+        new, reports = calibrate(model, cfg, examples, prototypes=not args.no_prototypes,
+                                 window_s=args.window, hop_s=args.hop)
     write_predicate_config(new, args.out)
     for r in reports:
         print(r.line())

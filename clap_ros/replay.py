@@ -6,6 +6,7 @@ from live: a few windows are scored per model call (`push_many`).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -39,19 +40,26 @@ class ReplayStats:
     gaps: list[tuple[float, float]] = field(default_factory=list)  # (time from start, length s)
 
 
-def tune_threads(model: object) -> None:
-    """One torch thread when the audio tower runs in ONNX Runtime (the default model's YAMNet).
+@contextmanager
+def torch_threads_for(model: object) -> Iterator[None]:
+    """One torch thread while the model runs, when its audio tower is ONNX Runtime (the default
+    model's YAMNet); the previous setting is restored afterwards.
 
     ONNX Runtime brings its own thread pool; torch's OpenMP pool then only handles the small
     front-end and projection ops and spins against it. Measured on these 2 cores under load:
-    232 ms of CPU per window with 2 torch threads, 8 ms with 1. Torch-only towers (CNN14) keep
-    all threads.
+    232 ms of CPU per window with 2 torch threads, 8 ms with 1 (docs/bags.md). Torch-only towers
+    (CNN14) keep all threads.
     """
     import torch
 
     kind = getattr(getattr(getattr(model, "config", None), "audio", None), "kind", None)
+    before = torch.get_num_threads()
     if kind == "yamnet":
         torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def open_source(path: str | Path, topic: str | None = None) -> ReplaySource:
