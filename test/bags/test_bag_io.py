@@ -137,3 +137,19 @@ def test_unknown_sample_format_is_an_error(tmp_path: Path) -> None:
         w.write(conn, 1, store.serialize_cdr(msg, "audio_common_msgs/msg/AudioStamped"))
     with pytest.raises(BagError, match="/audio: AudioInfo.format 4 is not supported"):
         _decode(tmp_path / "fmt")
+
+
+def test_committed_bags_are_what_make_bags_builds(sounds45) -> None:
+    """The committed scene is reproducible from sounds45 by test/bags/make_bags.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_bags", Path(__file__).resolve().parent / "make_bags.py")
+    make_bags = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_bags)
+    audio, labels = make_bags.scene_audio(make_bags.TEST_SCENES["scene1"], sounds45, seed=0)
+    _, decoded, _, _ = _decode(DATA / "scene1_stamped_mcap")
+    assert len(decoded) == len(audio)
+    assert np.max(np.abs(decoded - np.clip(audio, -1, 32767 / 32768))) <= 0.5 / 32768 + 1e-7
+    import json
+
+    assert json.loads((DATA / "scene1.labels.json").read_text())["events"] == labels["events"]
