@@ -88,7 +88,8 @@ def install(checkpoint: Path, target: Path = PACKAGE_DIR) -> None:
     """Copy only the shipped files (config + safetensors) next to the model card."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
-        shutil.copy2(checkpoint / name, target / name)
+        shutil.copyfile(checkpoint / name, target / name)
+        (target / name).chmod(0o644)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,6 +144,8 @@ def _make_session(threads: int):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
+    # Idle worker threads sleep instead of spinning: on a robot the CPU is shared with other nodes.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"]), scale, zero
 
 
