@@ -51,7 +51,7 @@ class RunResult:
 
     @property
     def sustainable(self) -> bool:
-        if self.received < self.expected or self.overruns or not self.latencies:
+        if self.received < self.expected or self.overruns or not self.latencies:  # a window lost
             return False
         half = len(self.latencies) // 2
         growing = np.median(self.latencies[half:]) > np.median(self.latencies[:half]) + self.hop
@@ -128,7 +128,7 @@ def run_once(weights: str, label: str, hop: float, seconds: float, config: Path)
                 raise RuntimeError(f"{label}: node did not come up (exit {proc.poll()})")
             ex.spin_once(timeout_sec=0.1)
         time.sleep(2.0)  # let the subscription match and the node settle after loading
-        audio = _audio(seconds)
+        audio = _audio(seconds + 0.1)  # +0.1 s: resampling holds back a few ms of the last window
         n = int(CHUNK_S * RATE)
         cpu0, wall0 = _proc_cpu_s(proc.pid), time.time()
         for i in range(0, len(audio), n):

@@ -11,7 +11,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audio_sources import STATE_ERROR, STATE_RUNNING, STATE_STARTING, SourceHealth
+from .audio_sources import STATE_ERROR, STATE_RUNNING, SourceHealth
 
 OK, WARN, ERROR = b"\x00", b"\x01", b"\x02"  # diagnostic_msgs/DiagnosticStatus levels
 
@@ -97,9 +97,7 @@ def _status(name: str, hardware_id: str, level: bytes, message: str, values: dic
 
 def source_status(node_name: str, h: SourceHealth) -> Any:
     """Running → OK; starting/silent → WARN; error → ERROR (the message says what is wrong)."""
-    level = OK if h.state == STATE_RUNNING else ERROR if h.state == STATE_ERROR else WARN
-    if h.state == STATE_STARTING:
-        level = WARN
+    level = {STATE_RUNNING: OK, STATE_ERROR: ERROR}.get(h.state, WARN)
     return _status(
         f"{node_name}: audio source", h.name, level, h.message,
         {"source": h.kind, "name": h.name, "state": h.state, "sample_rate": h.sample_rate,

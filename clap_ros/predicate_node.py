@@ -155,8 +155,8 @@ class PredicateNode:
         self.engine = PredicateEngine(model, cfg, window_s=s.window_s, hop_s=s.hop_s)
         warm_up_and_trim(model, s.window_s)
         self.stats = InferenceStats()
+        self._config_path = s.config  # the file currently live (changes on a good reload)
         self.stats.config(s.config, len(cfg.predicates), "loaded at start")
-        self._engine_lock = threading.Lock()
         self._errors_reported = 0
         self._pub = node.create_publisher(AudioPredicates, "audio_predicates", 10)
         self._diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -220,15 +220,15 @@ class PredicateNode:
             if p.name != "config":
                 continue
             path = str(p.value)
-            try:
+            try:  # the engine embeds the new prompts while inference goes on with the old set
                 cfg = load_predicate_config(path)
-                with self._engine_lock:
-                    self.engine.set_config(cfg)
+                self.engine.set_config(cfg)
             except ClapError as exc:
                 message = f"config reload rejected, keeping the previous predicates: {exc}"
                 self.log.error(message)
-                self.stats.config(self.settings.config, len(self.engine.names), f"rejected {path}: {exc}")
+                self.stats.config(self._config_path, len(self.engine.names), f"rejected {path}: {exc}")
                 return SetParametersResult(successful=False, reason=message)
+            self._config_path = path
             self._ensure_bool_publishers(self.engine.names)
             self.stats.config(path, len(cfg.predicates), f"reloaded {path}")
             self.log.info(f"reloaded {path}: {len(cfg.predicates)} predicates ({', '.join(self.engine.names)})")
@@ -242,8 +242,7 @@ class PredicateNode:
                 if self.recorder is not None:
                     self.recorder.audio(chunk.samples, chunk.sample_rate, chunk.t_first)
                 try:
-                    with self._engine_lock:
-                        results = self.engine.push(chunk.samples, chunk.sample_rate, chunk.t_first)
+                    results = self.engine.push(chunk.samples, chunk.sample_rate, chunk.t_first)
                 except Exception as exc:  # noqa: BLE001 - one bad chunk must not stop the node
                     message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                     self.stats.error(message)

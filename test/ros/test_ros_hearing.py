@@ -1,7 +1,7 @@
 """The node hears the right thing: real sounds45 recordings over real DDS, with the default model.
 
 Two processes on loopback: this test publishes AudioStamped (44.1 kHz int16, stamped, 4x real time)
-— quiet room noise, a vacuum cleaner, noise, a bicycle bell, noise — and subscribes to
+— quiet room noise, a vacuum cleaner, noise, water splashing, noise — and subscribes to
 /audio_predicates and a Bool topic; the node runs as `python -m clap_ros.predicate_node`. Each
 predicate must be true while its clip fills the window, false while the other clip plays, and false
 in windows of background noise only. SIGINT then ends the node with exit code 0.
@@ -24,10 +24,10 @@ GAP_S = 6.0
 CONFIG = """predicates:
   vacuum_on:
     prompt: "a vacuum cleaner running"
-  bell_rings:
-    prompt: "a bicycle bell ringing"
+  water_splash:
+    prompt: "water splashing"
 """
-CLIPS = (("vacuum_on", "Vacuum/Vacuum01.flac"), ("bell_rings", "BicycleBell/bikeBell01.flac"))
+CLIPS = (("vacuum_on", "Vacuum/Vacuum01.flac"), ("water_splash", "WaterSplash/WaterSplashing02.flac"))
 
 
 def _scene(sounds45) -> tuple[np.ndarray, list[tuple[str | None, float, float]]]:
@@ -66,21 +66,22 @@ def test_predicates_follow_real_recordings_over_dds(tmp_path, client, sounds45, 
     node = NodeProcess({"config": config, "weights": default_weights, "source": "topic", "hop_s": 0.5})
     try:
         preds = client.collect(AudioPredicates, node.preds_topic)
-        bells = client.collect(Bool, node.bool_topic("bell_rings"))
+        splashes = client.collect(Bool, node.bool_topic("water_splash"))
         pub = client.node.create_publisher(AudioStamped, node.audio_topic, sensor_qos())
         wait_until_up(client, node, pub)
-        client.spin_until(lambda: client.node.count_publishers(node.bool_topic("bell_rings")) > 0, 10, "Bool topic")
+        client.spin_until(lambda: client.node.count_publishers(node.bool_topic("water_splash")) > 0, 10, "Bool topic")
 
         audio, spans = _scene(sounds45)
         t0 = 1_700_000_000.0
         publish_audio(client, pub, audio, RATE, t0, chunk_s=0.1, speed=4.0)
-        expected = int((len(audio) / RATE - 5.0) / 0.5) + 1
+        # Resampling to the model's rate holds back a few ms, so the very last hop may not complete.
+        expected = int((len(audio) / RATE - 0.05 - 5.0) / 0.5) + 1
         client.spin_until(lambda: len(preds) >= expected, 60, f"{expected} windows", node)
         client.spin_for(1.0)
     finally:
         code = node.stop(signal.SIGINT)
     assert code == 0, node.output
-    assert len(preds) == expected, f"{len(preds)} windows for {expected} hops"
+    assert expected <= len(preds) <= expected + 1, f"{len(preds)} windows for {expected} hops"
 
     checked = {"noise": 0}
     for msg in preds:
@@ -98,6 +99,6 @@ def test_predicates_follow_real_recordings_over_dds(tmp_path, client, sounds45, 
                 checked[name] = checked.get(name, 0) + 1
                 assert value[name], f"{name} false at {start:.1f}-{end:.1f} s: {dict(zip(msg.names, msg.scores))}"
                 assert not value[other], f"{other} true during {name} at {start:.1f}-{end:.1f} s"
-    assert checked["noise"] >= 5 and checked.get("vacuum_on", 0) >= 3 and checked.get("bell_rings", 0) >= 1, checked
-    idx = preds[0].names.index("bell_rings")
-    assert [b.data for b in bells] == [bool(m.values[idx]) for m in preds]  # the Bool says the same
+    assert checked["noise"] >= 5 and checked.get("vacuum_on", 0) >= 3 and checked.get("water_splash", 0) >= 1, checked
+    idx = preds[0].names.index("water_splash")
+    assert [b.data for b in splashes] == [bool(m.values[idx]) for m in preds]  # the Bool says the same

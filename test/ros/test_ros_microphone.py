@@ -19,8 +19,8 @@ pytest.importorskip("sounddevice", reason="sounddevice is in requirements.txt")
 from node_harness import NodeProcess, diagnostics_for, status_values, wait_until_up  # noqa: E402
 
 CONFIG = """predicates:
-  bell_rings:
-    prompt: "a bicycle bell ringing"
+  water_splash:
+    prompt: "water splashing"
   vacuum_on:
     prompt: "a vacuum cleaner running"
 """
@@ -57,17 +57,17 @@ def test_sound_played_into_the_virtual_mic_sets_the_predicate(tmp_path, client, 
         client.spin_until(lambda: _source_state(diags, node) == "running", 30, "the microphone to capture", node)
         client.spin_until(lambda: len(preds) >= 2, 30, "windows of silence", node)
         played_at = time.time()
-        player = threading.Thread(target=pulse.play, args=(sounds45 / "BicycleBell" / "bikeBell01.flac",))
+        player = threading.Thread(target=pulse.play, args=(sounds45 / "WaterSplash" / "WaterSplashing02.flac",))
         player.start()
         client.spin_until(lambda: not player.is_alive() and preds and _stamp(preds[-1].window_end) > time.time() - 0.3
-                          and time.time() > played_at + 6.0, 60, "the bell to be played and heard", node)
+                          and time.time() > played_at + 6.0, 60, "the splash to be played and heard", node)
     finally:
         code = node.stop(signal.SIGINT)
     assert code == 0, node.output
-    idx = preds[0].names.index("bell_rings")
+    idx = preds[0].names.index("water_splash")
     before = [m for m in preds if _stamp(m.window_end) < played_at]
     during = [m for m in preds if _stamp(m.window_end) > played_at + 2.0]
-    assert before and not any(m.values[idx] for m in before), "bell heard before it was played"
+    assert before and not any(m.values[idx] for m in before), "splash heard before it was played"
     assert any(m.values[idx] for m in during), [round(m.scores[idx], 2) for m in during]
     assert max(m.level_dbfs for m in during) > max(m.level_dbfs for m in before) + 20
 
@@ -99,6 +99,29 @@ def test_vanishing_microphone_is_reported_retried_and_resumed(tmp_path, client, 
         assert "resumed" in diagnostics_for(diags, node, "audio source")[-1].message
         client.spin_until(lambda: _stamp(preds[-1].window_end) > back_at, 30, "windows after the device returned", node)
         assert node.alive()
+    finally:
+        code = node.stop(signal.SIGINT)
+    assert code == 0, node.output
+
+
+def test_missing_microphone_is_an_error_in_diagnostics_and_retried(tmp_path, client, tiny_model_dir) -> None:
+    """No such device (no PulseAudio needed): the node stays up, says why, and keeps retrying."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    config = tmp_path / "mic.yaml"
+    config.write_text(CONFIG)
+    node = NodeProcess({"config": config, "weights": tiny_model_dir, "source": "microphone",
+                        "device": "no_such_microphone_xyz", "retry_initial_s": 0.2, "retry_max_s": 0.5,
+                        "diagnostics_period_s": 0.5})
+    try:
+        diags = client.collect(DiagnosticArray, "/diagnostics")
+        wait_until_up(client, node)
+        client.spin_until(lambda: diagnostics_for(diags, node, "audio source") and int(status_values(
+            diagnostics_for(diags, node, "audio source")[-1])["retries"]) >= 3, 30, "three retries", node)
+        status = diagnostics_for(diags, node, "audio source")[-1]
+        assert status.level == DiagnosticStatus.ERROR
+        assert "cannot open microphone 'no_such_microphone_xyz'" in status.message and "retrying in" in status.message
+        assert any("ERROR" in line and "no_such_microphone_xyz" in line for line in node.lines), node.output
     finally:
         code = node.stop(signal.SIGINT)
     assert code == 0, node.output
