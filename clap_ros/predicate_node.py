@@ -106,7 +106,7 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
         return float(value)
     if kind is str and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, kind):
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value
     raise ConfigError(f"parameter '{name}': expected {kind.__name__}, got {value!r}")
 

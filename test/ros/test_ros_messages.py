@@ -24,7 +24,7 @@ from clap_ros.messages import (  # noqa: E402
     LAYOUT_MGONZS13, LAYOUT_ROS_DRIVERS, AudioMessageError, RawPcmInfo, decode_mgonzs13, decode_raw_pcm,
     installed_audio_layout, predicates_msg,
 )
-from clap_ros.predicate_node import NodeSettings  # noqa: E402
+from clap_ros.predicate_node import NodeSettings, _coerce  # noqa: E402
 
 # ros-drivers/audio_common (ros2 branch) definitions, as published.
 ROS_DRIVERS_MSGS = {
@@ -224,3 +224,12 @@ def test_stream_clock_counts_samples_and_reanchors_after_a_pause() -> None:
 def test_node_settings_name_the_bad_parameter(change, field) -> None:
     with pytest.raises(ConfigError, match=f"parameter {field}"):
         NodeSettings(**{"config": "x.yaml", **change}).validate()
+
+
+def test_parameter_types_accept_the_unambiguous() -> None:
+    assert _coerce("window_s", float, 5) == 5.0 and isinstance(_coerce("window_s", float, 5), float)
+    assert _coerce("device", str, 2) == "2"  # `-p device:=2` arrives as an int
+    with pytest.raises(ConfigError, match="parameter 'hop_s': expected float"):
+        _coerce("hop_s", float, "fast")
+    with pytest.raises(ConfigError, match="parameter 'channels': expected int"):
+        _coerce("channels", int, True)

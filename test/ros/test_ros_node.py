@@ -113,8 +113,9 @@ def session(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("node")
     files = {name: _write(tmp / f"{name}.yaml", text) for name, text in
              (("a", GOOD_A), ("b", GOOD_B), ("bad", BAD))}
+    # window_s given as an int (`-p window_s:=1`), as users type it: the node accepts it as 1.0.
     node = NodeProcess({"config": files["a"], "weights": tiny_model_dir, "source": "topic",
-                        "window_s": WINDOW, "hop_s": HOP, "silence_timeout_s": 1.0,
+                        "window_s": int(WINDOW), "hop_s": HOP, "silence_timeout_s": 1.0,
                         "diagnostics_period_s": 0.5, "frame_id": "test_mic"})
     client = RosClient()
     try:
