@@ -143,3 +143,31 @@ def test_label_space_initialisation_already_hears(sounds45):
     wave, rate = load_audio(sounds45 / "Chainsaw" / "chainsaw01.flac")
     probs = model.classify(clip_windows(wave, rate, 5.0), rate, ["chainsaw", "rain", "a bicycle bell", "speech"])
     assert int(probs.mean(0).argmax()) == 0, probs.tolist()
+
+
+def test_recipe_configs_match_the_shipped_model(tmp_path):
+    """The one-command rebuild must produce this architecture, and its training config must validate."""
+    from training.build_default import TRAIN_CONFIG, model_config
+    from training.config import load_config
+
+    shipped = json.loads((WEIGHTS / "config.json").read_text())
+    assert model_config().to_dict() == shipped
+    manifest = tmp_path / "train.csv"
+    manifest.write_text("path,caption\na.wav,x\n")
+    config = load_config(TRAIN_CONFIG, [f"data.train={manifest}", "model.weights=default"])
+    assert config.model.audio_tower == "frozen" and config.model.text_tower == "frozen"
+
+
+def test_manifest_pairs_labels_with_what_yamnet_hears(tower, sounds45, tmp_path):
+    import csv
+
+    from clap_core.towers.yamnet import class_names
+    from training import data_default
+
+    clips = [c for c in data_default.read_labels(sounds45 / "labels.csv") if c.label == "chainsaw"][:2]
+    out = data_default.write_manifest(clips, tmp_path / "m.csv", tower, class_names())
+    rows = list(csv.DictReader(out.open()))
+    captions = {r["caption"] for r in rows if r["path"] == str(clips[0].path)}
+    assert "This is a sound of chainsaw." in captions
+    assert "This is a sound of Chainsaw." in captions  # YAMNet's own label for the same audio
+    assert len(rows) == 2 * len(data_default.TEMPLATES) * 4
