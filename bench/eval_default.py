@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             model = retrained(args.work / f"recordings{k}", [c for c, r in zip(clips, recs) if r != k], args.overrides)
             seen.append(accuracy(model, [c for c, r in zip(clips, recs) if r == k], labels))
             print(f"held-out recordings fold {k}: {seen[-1]:.3f} (33-way)", flush=True)
-        results["all33_heldout_recordings"] = summary(seen)
+        if seen:
+            results["all33_heldout_recordings"] = summary(seen)
     results["seconds"] = round(time.time() - start, 1)
     print(json.dumps(results, indent=2))
     if args.json:

@@ -165,9 +165,22 @@ def test_manifest_pairs_labels_with_what_yamnet_hears(tower, sounds45, tmp_path)
     from training import data_default
 
     clips = [c for c in data_default.read_labels(sounds45 / "labels.csv") if c.label == "chainsaw"][:2]
-    out = data_default.write_manifest(clips, tmp_path / "m.csv", tower, class_names())
+    out, probs = data_default.write_manifest(clips, tmp_path / "m.csv", tower, class_names())
+    assert probs.shape == (2, len(class_names()))
     rows = list(csv.DictReader(out.open()))
     captions = {r["caption"] for r in rows if r["path"] == str(clips[0].path)}
     assert "This is a sound of chainsaw." in captions
     assert "This is a sound of Chainsaw." in captions  # YAMNet's own label for the same audio
     assert len(rows) == 2 * len(data_default.TEMPLATES) * 4
+
+
+def test_centred_initialisation_removes_the_shared_audio_direction():
+    from clap_core.model import create_model
+    from clap_core.towers.yamnet import EMBED_DIM
+    from training.build_default import label_space_init, model_config
+
+    model = create_model(model_config())
+    probs = np.random.default_rng(0).uniform(0, 1, (5, 521)).astype(np.float32)
+    label_space_init(model, audio_probs=probs)
+    mapped = torch.from_numpy(probs) @ model.audio_projection.linear1.weight[:, EMBED_DIM:].T
+    assert mapped.mean(0).norm() < 1e-4 * mapped.norm(dim=1).mean()

@@ -17,6 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -34,6 +35,10 @@ TRAIN_CONFIG = ROOT / "training" / "configs" / "default.yaml"
 PACKAGE_DIR = ROOT / "clap_core" / "weights" / "default"
 DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "sounds45" / "labels.csv"
 INIT_TEMPLATE = "This is a sound of {}."
+# Project the training clips' shared direction out of the initial audio mapping. Measured on the
+# three held-out-class folds: untrained init 23 → 38 %, but after fine-tuning 33.1 → 33.9 % (noise),
+# so the shipped recipe leaves it off; kept because it makes the untrained start far less hub-prone.
+CENTER_AUDIO = False
 
 
 def model_config(path: Path = MODEL_CONFIG) -> ModelConfig:
@@ -41,10 +46,14 @@ def model_config(path: Path = MODEL_CONFIG) -> ModelConfig:
 
 
 @torch.no_grad()
-def label_space_init(model: ClapModel, template: str = INIT_TEMPLATE) -> None:
+def label_space_init(model: ClapModel, template: str = INIT_TEMPLATE, audio_probs: np.ndarray | None = None) -> None:
     """Audio projection: YAMNet's class probabilities → the probability-weighted sum of the (unit)
     MiniLM embeddings of their label texts; text projection: identity. Before any training this
-    already scores a text by how close it is to the labels YAMNet hears; training refines it."""
+    already scores a text by how close it is to the labels YAMNet hears; training refines it.
+
+    With `audio_probs` (training clips' probabilities), the direction every clip shares ("some
+    sound, indoors") is projected out of the audio side: otherwise prompts close to that direction
+    become hubs that win for every recording."""
     if model.config.embed_dim != model.text_tower.out_dim:
         raise ConfigError("embed_dim: the label-space initialisation needs embed_dim == the text tower's width")
     names = class_names()
@@ -52,7 +61,11 @@ def label_space_init(model: ClapModel, template: str = INIT_TEMPLATE) -> None:
     labels = labels / labels.norm(dim=-1, keepdim=True)
     audio, text = model.audio_projection, model.text_projection
     audio.linear1.weight.zero_()
-    audio.linear1.weight[:, EMBED_DIM:EMBED_DIM + len(names)] = labels.T
+    mapping = labels.T
+    if audio_probs is not None:
+        shared = torch.nn.functional.normalize((torch.as_tensor(audio_probs, dtype=torch.float32) @ labels).mean(0), dim=0)
+        mapping = mapping - torch.outer(shared, shared @ mapping)
+    audio.linear1.weight[:, EMBED_DIM:EMBED_DIM + len(names)] = mapping
     audio.linear2.weight.zero_()
     text.linear1.weight.copy_(torch.eye(text.linear1.weight.shape[0]))
     text.linear2.weight.zero_()
@@ -66,9 +79,9 @@ def build(out: Path, clips: list[data_default.LabelledClip], overrides: list[str
         raise ConfigError("no training clips left (check --labels and --exclude)")
     torch.manual_seed(0)
     model = create_model(model_config())
-    label_space_init(model)
+    manifest, probs = data_default.write_manifest(clips, out / "train.csv", model.audio_tower, class_names())
+    label_space_init(model, audio_probs=probs if CENTER_AUDIO else None)
     save_checkpoint(model, out / "init")
-    manifest = data_default.write_manifest(clips, out / "train.csv", model.audio_tower, class_names())
     # Validation only reports progress (the model ships from `last`, the plateau patience is longer
     # than the run): one recording per class keeps each epoch cheap.
     val = data_default.write_labels(data_default.one_per_label(clips), out / "val.csv")

@@ -46,35 +46,40 @@ def read_labels(csv_path: str | Path) -> list[LabelledClip]:
     return [LabelledClip((csv_path.parent / r["path"]).resolve(), r["label"].strip()) for r in rows]
 
 
-def heard_labels(tower: torch.nn.Module, names: Sequence[str], clip: LabelledClip, top_k: int,
-                 min_prob: float) -> list[str]:
-    """The AudioSet labels YAMNet is most confident about over a whole clip (mean of its windows)."""
+def clip_probs(tower: torch.nn.Module, names: Sequence[str], clip: LabelledClip) -> np.ndarray:
+    """YAMNet's class probabilities for a whole clip (mean over its 5-s windows)."""
     wave, rate = load_audio(clip.path)
     wave = resample(wave, rate, tower.sample_rate)
     windows = torch.from_numpy(clip_windows(wave, tower.sample_rate, 5.0))
-    probs = tower(windows)[:, -len(names):].mean(dim=0).numpy()
+    return tower(windows)[:, -len(names):].mean(dim=0).numpy()
+
+
+def heard_labels(probs: np.ndarray, names: Sequence[str], top_k: int, min_prob: float) -> list[str]:
+    """The AudioSet labels YAMNet is most confident about (at least the top one)."""
     order = np.argsort(-probs)[:top_k]
     return [names[i] for i in order if probs[i] >= min_prob] or [names[int(order[0])]]
 
 
 def write_manifest(clips: Sequence[LabelledClip], out_csv: Path, tower: torch.nn.Module,
                    names: Sequence[str], templates: Sequence[str] = TEMPLATES, heard_top_k: int = 3,
-                   heard_min_prob: float = 0.1) -> Path:
+                   heard_min_prob: float = 0.1) -> tuple[Path, np.ndarray]:
     """One `path,caption` row per caption: every template × the true label and × each heard
     AudioSet label, so with 3 heard labels 3/4 of the sampled captions are YAMNet's words (more
-    of them kept classes never trained on better placed; fewer fit the trained classes better)."""
+    of them kept classes never trained on better placed; fewer fit the trained classes better).
+    Returns the manifest and the clips' class probabilities `[n_clips, 521]`."""
     out_csv.parent.mkdir(parents=True, exist_ok=True)
+    all_probs = []
     with out_csv.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "caption"])
         for clip in clips:
             for template in templates:
                 writer.writerow([str(clip.path), template.format(clip.label)])
-            heard = heard_labels(tower, names, clip, heard_top_k, heard_min_prob)
-            for label in heard:
+            all_probs.append(clip_probs(tower, names, clip))
+            for label in heard_labels(all_probs[-1], names, heard_top_k, heard_min_prob):
                 for template in templates:
                     writer.writerow([str(clip.path), template.format(label)])
-    return out_csv
+    return out_csv, np.stack(all_probs)
 
 
 def write_labels(clips: Sequence[LabelledClip], out_csv: Path) -> Path:
