@@ -8,6 +8,7 @@ and the parity of the two outputs (so a speed-up that breaks the numbers shows a
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -21,14 +22,16 @@ from . import load_model
 from .reference import build_msclap_2022
 
 
-def _time(fn: Callable[[], torch.Tensor], repeats: int) -> float:
+def _time(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
+    """Median wall-clock and CPU seconds per call (CPU time is steadier on a busy machine)."""
     fn()  # warm-up: first calls allocate and pick kernels
-    samples = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0) -> list[dict]:
@@ -49,9 +52,10 @@ def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0) -> l
         def run_ours() -> torch.Tensor:
             return ours.embed_audio(clips, 44100)
 
-        ref_s, ours_s = _time(run_reference, repeats), _time(run_ours, repeats)
+        (ref_s, ref_cpu), (ours_s, ours_cpu) = _time(run_reference, repeats), _time(run_ours, repeats)
         expected, got = run_reference(), run_ours()
         rows.append(dict(batch=batch, msclap_s=ref_s, ours_s=ours_s, ratio=ours_s / ref_s,
+                         msclap_cpu_s=ref_cpu, ours_cpu_s=ours_cpu, cpu_ratio=ours_cpu / ref_cpu,
                          min_cosine=F.cosine_similarity(got, expected).min().item(),
                          max_abs_diff=(got - expected).abs().max().item()))
     return rows
@@ -65,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 5-s clips at 44.1 kHz, "
-          f"median of {args.repeats}")
-    print(f"{'batch':>5} {'msclap s':>9} {'ours s':>8} {'ours/msclap':>11} {'min cos':>9} {'max |diff|':>10}")
+          f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
+    print(f"{'batch':>5} {'msclap s':>9} {'ours s':>8} {'ours/msclap':>11} {'CPU ratio':>9} "
+          f"{'min cos':>9} {'max |diff|':>10}")
     for row in run(repeats=args.repeats):
         print(f"{row['batch']:>5} {row['msclap_s']:>9.3f} {row['ours_s']:>8.3f} {row['ratio']:>11.2f} "
-              f"{row['min_cosine']:>9.6f} {row['max_abs_diff']:>10.2e}")
+              f"{row['cpu_ratio']:>9.2f} {row['min_cosine']:>9.6f} {row['max_abs_diff']:>10.2e}")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (above ~2 on 2 cores, other work skews the timings)")
     return 0
 
 

@@ -82,6 +82,8 @@ def _package_prefixes(config: ModelConfig) -> list[str]:
 # project format
 def save_checkpoint(model: ClapModel, directory: str | Path) -> Path:
     """Write `config.json` + `model.safetensors` into `directory` (created if needed)."""
+    if getattr(model.audio_tower, "compacted", False):
+        raise CheckpointError("this model was compacted for inference and cannot be saved; load it again")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     skip = tuple(_package_prefixes(model.config))

@@ -100,6 +100,15 @@ class ClapModel(nn.Module):
         self.text_tower = None
         return True
 
+    def compact_for_inference(self) -> None:
+        """Free what inference does not need: the text tower (see `release_text_tower`) and, for
+        towers that support it, trainable copies of weights already packed for fast inference.
+        The model can no longer be trained, moved or saved afterwards."""
+        self.release_text_tower()
+        compact = getattr(self.audio_tower, "compact_for_inference", None)
+        if callable(compact):
+            compact()
+
     def _text_tower(self) -> TextTower:
         if self.text_tower is None:
             if self.text_tower_loader is None:
@@ -115,7 +124,7 @@ class ClapModel(nn.Module):
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be [batch, samples] mono, got shape {tuple(waveform.shape)}")
         waveform = waveform.float()
-        if not torch.isfinite(waveform).all():
+        if not torch.isfinite(waveform.sum()):  # one reduction: any NaN/inf poisons the sum
             raise ClapError("waveform holds NaN or infinite samples; drop or repair that audio first")
         if int(sample_rate) != self.sample_rate:
             waveform = torch.from_numpy(resample(waveform.cpu().numpy(), int(sample_rate), self.sample_rate))

@@ -112,7 +112,8 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
 
 
 def warm_up_and_trim(model: Any, window_s: float) -> None:
-    """Run one silent window through the audio tower, then hand freed heap back to the OS.
+    """Compact the model for inference, run one silent window through the audio tower, then hand
+    freed heap back to the OS.
 
     The first inference pays one-off costs (weight packing, allocator growth) that would otherwise
     land on the first real window's latency; and the released text tower's memory stays in the
@@ -123,6 +124,9 @@ def warm_up_and_trim(model: Any, window_s: float) -> None:
 
     import torch
 
+    compact = getattr(model, "compact_for_inference", None)
+    if callable(compact):  # the node never trains: keep only what inference needs
+        compact()
     with torch.inference_mode():
         model.embed_audio(torch.zeros(1, int(model.sample_rate * window_s)), int(model.sample_rate))
     gc.collect()

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AudioTowerConfig
-from ..errors import ConfigError
+from ..errors import ClapError, ConfigError
 from .base import AudioTower
 from .logmel import LogMelFrontEnd
 
@@ -96,14 +96,33 @@ class Cnn14Tower(AudioTower):
         # AudioSet tagging head: unused for embeddings, kept so published weights load completely.
         self.fc_audioset = nn.Linear(out_dim, classes_num) if classes_num > 0 else None
         self._folded: list[tuple[FoldedConv, FoldedConv]] | None = None
+        self.compacted = False
         self.register_load_state_dict_post_hook(lambda module, keys: module._drop_folded())
 
     def _drop_folded(self) -> None:
+        if self.compacted:
+            raise ClapError("this CNN14 tower was compacted for inference; load the model again to "
+                            "train, move or save it")
         self._folded = None
 
     def train(self, mode: bool = True) -> "Cnn14Tower":
-        self._drop_folded()
+        if not (self.compacted and not mode):
+            self._drop_folded()
         return super().train(mode)
+
+    def compact_for_inference(self) -> None:
+        """Keep only the fused, packed conv weights and drop the trainable ones (and the unused
+        AudioSet head): about half the tower's memory, for robots that only run inference."""
+        if self.compacted:
+            return
+        self.eval()
+        with torch.no_grad():
+            self._folded_weights()
+        for block in self._blocks():
+            for name in ("conv1", "conv2", "bn1", "bn2"):
+                delattr(block, name)
+        self.fc_audioset = None
+        self.compacted = True
 
     def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .double(): the fused copies go stale
         self._drop_folded()
@@ -122,6 +141,8 @@ class Cnn14Tower(AudioTower):
         x = self.frontend(waveform)  # [B, frames, mel]
         x = self.bn0(x.transpose(1, 2)[..., None]).squeeze(-1).transpose(1, 2)  # BN per mel bin
         x = x[:, None]  # [B, 1, frames, mel]
+        if self.compacted and torch.is_grad_enabled():
+            raise ClapError("a compacted CNN14 tower only runs without autograd (inference)")
         folded = None if self.training or torch.is_grad_enabled() else self._folded_weights()
         if folded is not None:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -152,3 +152,21 @@ def test_release_and_reload_text_tower(msclap_checkpoint):
     assert model.text_tower is None
     after = model.embed_text(["glass breaking"])
     assert torch.equal(before, after)
+
+
+def test_compact_for_inference_keeps_outputs_and_refuses_training(msclap_checkpoint, tmp_path):
+    from clap_core import ClapError
+
+    model = load_model(msclap_checkpoint)
+    audio = torch.sin(torch.linspace(0, 3000, 44100 * 5))[None] * 0.3
+    text = model.embed_text(["a hammer hits metal"])
+    before = model.embed_audio(audio, 44100)
+    dense = sum(p.numel() for p in model.audio_tower.parameters())
+    model.compact_for_inference()
+    assert sum(p.numel() for p in model.audio_tower.parameters()) < dense / 10
+    assert torch.equal(model.embed_audio(audio, 44100), before)
+    assert torch.equal(model.embed_text(["a hammer hits metal"]), text)  # text tower reloads
+    with pytest.raises(ClapError, match="compacted"):
+        model.train()
+    with pytest.raises(CheckpointError, match="compacted"):
+        save_checkpoint(model, tmp_path / "nope")
