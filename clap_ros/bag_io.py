@@ -85,10 +85,6 @@ def typestore_for(layout: str) -> Any:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def is_bag(path: Path) -> bool:
-    return path.is_dir()
-
-
 def _open_reader(path: Path) -> Any:
     """An opened AnyReader; every rosbags/sqlite failure becomes a one-line BagError."""
     from rosbags.highlevel import AnyReader

@@ -23,7 +23,7 @@ import torch
 from ..audio_io import clip_windows, load_audio, resample
 from ..errors import ConfigError, ManifestError
 from .config import PredicateConfig, PredicateSetConfig, Prototypes
-from .scoring import PromptScorer, _sigmoid, _unit, model_name
+from .scoring import PromptScorer, sigmoid, unit, model_name
 
 POSITIVE = {"pos", "positive", "1", "true", "yes"}
 NEGATIVE = {"neg", "negative", "0", "false", "no"}
@@ -86,7 +86,7 @@ def embed_recordings(model: Any, paths: list[Path], window_s: float = 5.0, hop_s
         windows = clip_windows(resample(wave, sr, rate), rate, window_s, hop_s)
         with torch.inference_mode():
             emb = model.embed_audio(torch.from_numpy(np.ascontiguousarray(windows)), rate)
-        out[path] = _unit(emb.detach().cpu().numpy().astype(np.float64))
+        out[path] = unit(emb.detach().cpu().numpy().astype(np.float64))
     return out
 
 
@@ -120,14 +120,14 @@ def _calibrate_one(p: PredicateConfig, index: int, scorer: PromptScorer, emb: di
                    ) -> tuple[PredicateConfig, PredicateReport]:
     recs = [(emb[e.path], e.positive) for e in pos + neg]
     labels = np.concatenate([np.full(len(a), y, dtype=bool) for a, y in recs])
-    prompt = np.concatenate([_sigmoid(scorer.scale * scorer.prompt_margins(a)[:, index]) for a, _ in recs])
+    prompt = np.concatenate([sigmoid(scorer.scale * scorer.prompt_margins(a)[:, index]) for a, _ in recs])
     before = f1(prompt >= p.threshold, labels)
     best = (_best_threshold(prompt, labels), 0.0, 0.0)  # ((f1, separation, threshold), weight, scale)
     proto_vectors = None
     if use_protos:
         margins = _loo_margins(recs)
         scale = float(np.clip(3.0 / max(np.std(margins), 1e-6), 1.0, 1000.0))
-        proto = _sigmoid(scale * margins)
+        proto = sigmoid(scale * margins)
         for w in WEIGHTS[1:]:
             cand = _best_threshold((1 - w) * prompt + w * proto, labels)
             if (cand[0] > best[0][0] + 1e-9
@@ -149,7 +149,7 @@ def _calibrate_one(p: PredicateConfig, index: int, scorer: PromptScorer, emb: di
 
 def _recording_mean(arrays: list[np.ndarray]) -> np.ndarray:
     """Mean over recordings of each recording's mean window (long recordings do not dominate)."""
-    return _unit(np.mean([_unit(a.mean(axis=0)) for a in arrays], axis=0))
+    return unit(np.mean([unit(a.mean(axis=0)) for a in arrays], axis=0))
 
 
 def _loo_margins(recs: list[tuple[np.ndarray, bool]]) -> np.ndarray:

@@ -54,11 +54,11 @@ def model_name(model: object) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
@@ -82,7 +82,7 @@ class PromptScorer:
         texts = self._all_texts(cfg)
         with torch.inference_mode():
             emb = model.embed_text([self.template.format(t) for t in texts])  # type: ignore[attr-defined]
-        table = dict(zip(texts, _unit(np.asarray(emb.detach().cpu(), dtype=np.float64))))
+        table = dict(zip(texts, unit(np.asarray(emb.detach().cpu(), dtype=np.float64))))
         self.dim = len(next(iter(table.values())))
         background = np.stack([table[t] for t in cfg.background]) if cfg.background else np.zeros((0, self.dim))
         self._vectors = [self._predicate_vectors(p, table, background, model_name(model)) for p in cfg.predicates]
@@ -99,7 +99,7 @@ class PromptScorer:
 
     def _predicate_vectors(self, p: PredicateConfig, table: dict[str, np.ndarray], background: np.ndarray,
                            weights_name: str | None) -> _PredicateVectors:
-        prompt = _unit(np.mean([table[t] for t in p.prompts], axis=0))
+        prompt = unit(np.mean([table[t] for t in p.prompts], axis=0))
         keep = background[background @ prompt < SIMILAR_COS] if len(background) else background
         negs = np.stack([table[t] for t in p.negatives]) if p.negatives else np.zeros((0, self.dim))
         contrast = np.concatenate([negs, keep])
@@ -114,14 +114,14 @@ class PromptScorer:
             if pr.model and weights_name and pr.model != weights_name:
                 raise ConfigError(f"predicates.{p.name}.prototypes.model: computed with '{pr.model}' but the "
                                   f"model is '{weights_name}'; re-run clap-predicates calibrate")
-            pos = _unit(np.asarray(pr.positive, dtype=np.float64))
-            neg = _unit(np.asarray(pr.negative, dtype=np.float64)) if pr.negative is not None else None
+            pos = unit(np.asarray(pr.positive, dtype=np.float64))
+            neg = unit(np.asarray(pr.negative, dtype=np.float64)) if pr.negative is not None else None
             weight, pscale = pr.weight, pr.scale
         return _PredicateVectors(prompt, contrast, pos, neg, weight, pscale)
 
     def prompt_margins(self, audio_emb: np.ndarray) -> np.ndarray:
         """cos(prompt) - max cos(contrast), [B, P]: the quantity the prompt score is a sigmoid of."""
-        a = _unit(np.asarray(audio_emb, dtype=np.float64))
+        a = unit(np.asarray(audio_emb, dtype=np.float64))
         out = np.empty((len(a), len(self._vectors)))
         for i, v in enumerate(self._vectors):
             best = (a @ v.contrast.T).max(axis=1) if len(v.contrast) else np.zeros(len(a))
@@ -130,12 +130,12 @@ class PromptScorer:
 
     def score(self, audio_emb: np.ndarray) -> np.ndarray:
         """Scores in [0, 1], [B, P], for audio embeddings [B, d] (normalised here)."""
-        a = _unit(np.asarray(audio_emb, dtype=np.float64))
-        scores = _sigmoid(self.scale * self.prompt_margins(a))
+        a = unit(np.asarray(audio_emb, dtype=np.float64))
+        scores = sigmoid(self.scale * self.prompt_margins(a))
         for i, v in enumerate(self._vectors):
             if v.proto_pos is None:
                 continue
             ref = a @ v.proto_neg if v.proto_neg is not None else 0.5
-            proto = _sigmoid(v.proto_scale * (a @ v.proto_pos - ref))
+            proto = sigmoid(v.proto_scale * (a @ v.proto_pos - ref))
             scores[:, i] = (1.0 - v.proto_weight) * scores[:, i] + v.proto_weight * proto
         return scores.astype(np.float32)
