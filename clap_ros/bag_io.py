@@ -150,8 +150,12 @@ def _pick_info_topic(audio_topic: str, infos: list[str]) -> str | None:
     return (same or infos)[0]
 
 
-def read_bag_audio(path: str | Path, topic: str | None = None) -> tuple[AudioStream, Iterator[AudioChunk]]:
+def read_bag_audio(path: str | Path, topic: str | None = None, raw_rate: int = 0, raw_channels: int = 1
+                   ) -> tuple[AudioStream, Iterator[AudioChunk]]:
     """Open a bag and return what audio it holds plus an iterator of its decoded chunks.
+
+    `raw_rate`/`raw_channels`: for raw-layout bags recorded without their AudioInfo (it is sent
+    once, at start), the format to assume (S16LE), as the node's `sample_rate` parameter does.
 
     Chunk times: the header stamp when the message has one (non-zero), else the receive time in
     the bag minus the chunk's duration, counted on by samples (`StreamClock`, as the live node does).
@@ -164,12 +168,12 @@ def read_bag_audio(path: str | Path, topic: str | None = None) -> tuple[AudioStr
     except BagError:
         reader.close()
         raise
-    return stream, _chunks(reader, stream)
+    fallback = RawPcmInfo(int(raw_rate), max(int(raw_channels), 1), "S16LE") if raw_rate > 0 else None
+    return stream, _chunks(reader, stream, fallback)
 
 
-def _chunks(reader: Any, stream: AudioStream) -> Iterator[AudioChunk]:
+def _chunks(reader: Any, stream: AudioStream, info: RawPcmInfo | None = None) -> Iterator[AudioChunk]:
     clock: StreamClock | None = None
-    info: RawPcmInfo | None = None
     rate: int | None = None
     wanted = [c for c in reader.connections if c.topic in (stream.topic, stream.info_topic)]
     try:
@@ -218,7 +222,8 @@ def _decode(msg: Any, msgtype: str, info: RawPcmInfo | None, stream: AudioStream
         if info is None:
             raise BagError(f"{stream.path}: audio on {stream.topic} comes before any AudioInfo "
                            f"({stream.info_topic or 'no AudioInfo topic in the bag'}); the raw bytes cannot be "
-                           "decoded without it — record the info topic too")
+                           "decoded without it — record the info topic too, or give the format "
+                           "(replay --sample-rate R [--channels C], S16LE assumed)")
         if msgtype == RAW_STAMPED:
             return decode_raw_pcm(msg.audio.data, info), info.sample_rate, stamp_to_seconds(msg.header.stamp)
         return decode_raw_pcm(msg.data, info), info.sample_rate, 0.0

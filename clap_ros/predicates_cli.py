@@ -27,6 +27,9 @@ def add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, default=5.0, help="window length in seconds (default 5)")
     p.add_argument("--hop", type=float, default=0.5, help="hop in seconds (default 0.5, as the node)")
     p.add_argument("--topic", help="audio topic, when the bag holds several")
+    p.add_argument("--sample-rate", type=int, default=0,
+                   help="raw-layout bags recorded without AudioInfo: the rate to assume (S16LE)")
+    p.add_argument("--channels", type=int, default=1, help="with --sample-rate: interleaved channels")
     p.add_argument("--json", action="store_true", help="one JSON object per window on stdout")
 
 
@@ -37,7 +40,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from .replay import ReplayStats, open_source, replay, torch_threads_for
 
     cfg = load_predicate_config(args.config)
-    source = open_source(args.path, args.topic)
+    source = open_source(args.path, args.topic, args.sample_rate, args.channels)
     model = load_model(args.weights)
     engine = PredicateEngine(model, cfg, window_s=args.window, hop_s=args.hop)
     _eprint(f"replaying {source.description}")

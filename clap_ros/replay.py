@@ -62,15 +62,17 @@ def torch_threads_for(model: object) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def open_source(path: str | Path, topic: str | None = None) -> ReplaySource:
-    """A rosbag2 bag folder (or its .mcap/.db3 file) or a plain audio file."""
+def open_source(path: str | Path, topic: str | None = None, raw_rate: int = 0, raw_channels: int = 1
+                ) -> ReplaySource:
+    """A rosbag2 bag folder (or its .mcap/.db3 file) or a plain audio file; `raw_rate` and
+    `raw_channels` describe raw-layout audio recorded without its AudioInfo."""
     path = Path(path)
     if not path.exists():
         raise BagError(f"{path}: no such bag directory or audio file")
     if path.is_file() and path.suffix in (".mcap", ".db3"):
         path = path.parent
     if path.is_dir():
-        stream, chunks = read_bag_audio(path, topic)
+        stream, chunks = read_bag_audio(path, topic, raw_rate, raw_channels)
         desc = f"{path} ({stream.storage}, {stream.layout} layout, {stream.topic}, {stream.messages} messages)"
         return ReplaySource(path, desc, chunks, stream)
     wave, rate = load_audio(path)

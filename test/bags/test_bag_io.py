@@ -106,8 +106,11 @@ def test_raw_audio_before_info_is_an_error(tmp_path: Path) -> None:
         conn = w.add_connection("/audio/audio", "audio_common_msgs/msg/AudioData", typestore=store)
         msg = store.types["audio_common_msgs/msg/AudioData"](data=np.zeros(64, np.uint8))
         w.write(conn, 1, store.serialize_cdr(msg, "audio_common_msgs/msg/AudioData"))
-    with pytest.raises(BagError, match="comes before any AudioInfo"):
+    with pytest.raises(BagError, match="comes before any AudioInfo .* or give the format"):
         _decode(tmp_path / "noinfo")
+    stream, chunks = read_bag_audio(tmp_path / "noinfo", raw_rate=8000, raw_channels=2)  # as the node's fallback
+    (chunk,) = list(chunks)
+    assert chunk.sample_rate == 8000 and len(chunk.samples) == 16  # 64 bytes = 16 stereo S16LE frames
 
 
 def test_layout_definitions_match_the_interfaces_package() -> None:
