@@ -46,9 +46,9 @@ def torch_threads_for(model: object) -> Iterator[None]:
     model's YAMNet); the previous setting is restored afterwards.
 
     ONNX Runtime brings its own thread pool; torch's OpenMP pool then only handles the small
-    front-end and projection ops and spins against it. Measured on these 2 cores under load:
-    232 ms of CPU per window with 2 torch threads, 8 ms with 1 (docs/bags.md). Torch-only towers
-    (CNN14) keep all threads.
+    front-end and projection ops and spin-waits against everything else on the machine. Replay of
+    the test bags beside two busy processes: 29x real time with 2 torch threads, 100x with 1
+    (docs/bags.md); equal on an idle machine. Torch-only towers (CNN14) keep all threads.
     """
     import torch
 
