@@ -48,6 +48,7 @@ class RunResult:
     cpu_share: float
     rss_mb: float
     peak_mb: float
+    inference_s: list[float]
 
     @property
     def sustainable(self) -> bool:
@@ -63,6 +64,7 @@ class RunResult:
                 f"overruns {self.overruns}  latency p50 {np.percentile(lat, 50):6.1f} ms  "
                 f"p95 {np.percentile(lat, 95):6.1f} ms  max {lat.max():7.1f} ms  CPU {self.cpu_share * 100:5.1f} %  "
                 f"RSS {self.rss_mb:6.0f} MB (peak {self.peak_mb:6.0f} MB)  "
+                f"inference p50 {np.median(self.inference_s or [np.nan]) * 1000:6.1f} ms  "
                 f"{'sustainable' if self.sustainable else 'NOT sustainable'}")
 
 
@@ -108,10 +110,12 @@ def run_once(weights: str, label: str, hop: float, seconds: float, config: Path)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     received: list[tuple[float, float]] = []  # (arrival wall time, window end)
+    inference: list[float] = []  # the node's own inference time per window
     overruns = [0]
 
     def on_preds(msg) -> None:
         received.append((time.time(), msg.window_end.sec + msg.window_end.nanosec * 1e-9))
+        inference.append(float(msg.inference_s))
 
     def on_diag(msg) -> None:
         for st in msg.status:
@@ -156,7 +160,7 @@ def run_once(weights: str, label: str, hop: float, seconds: float, config: Path)
         ctx.try_shutdown()
     expected = int((seconds - 5.0) / hop + 1e-9) + 1
     latencies = [arrival - t_end for arrival, t_end in received]
-    return RunResult(label, hop, expected, len(received), overruns[0], latencies, cpu_share, rss, peak)
+    return RunResult(label, hop, expected, len(received), overruns[0], latencies, cpu_share, rss, peak, inference)
 
 
 def main() -> None:
