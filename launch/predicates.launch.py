@@ -19,6 +19,7 @@ ARGUMENTS = (
     ("device", str, "", "Microphone: '' (default), an index, or part of the device name"),
     ("window_s", float, "5.0", "Analysis window, seconds"),
     ("hop_s", float, "0.5", "Seconds between windows (one message per hop)"),
+    ("record_dir", str, "", "If set, record audio, /audio_predicates and /diagnostics into an mcap bag here"),
 )
 
 
