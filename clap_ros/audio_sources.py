@@ -44,6 +44,33 @@ class AudioChunk:
     arrival: float = float("nan")
 
 
+def coalesce(chunks: list[AudioChunk], tolerance_s: float = 0.002) -> list[AudioChunk]:
+    """Join chunks that continue each other (same rate, no time gap) into one.
+
+    A microphone or topic delivers ~50 small chunks a second; handing the engine one array per
+    backlog instead of one per chunk cuts the per-chunk Python work that otherwise competes with
+    inference for the interpreter. Gaps and rate changes stay separate chunks, so the engine still
+    sees and reports them.
+    """
+    merged: list[AudioChunk] = []
+    parts: list[np.ndarray] = []
+    for chunk in chunks:
+        if merged:
+            last = merged[-1]
+            end = last.t_first + sum(p.size for p in parts) / last.sample_rate
+            if chunk.sample_rate == last.sample_rate and abs(chunk.t_first - end) <= tolerance_s:
+                parts.append(chunk.samples)
+                merged[-1] = AudioChunk(last.samples, last.sample_rate, last.t_first, chunk.arrival)
+                continue
+            merged[-1] = AudioChunk(np.concatenate(parts), last.sample_rate, last.t_first, last.arrival)
+        merged.append(chunk)
+        parts = [chunk.samples]
+    if merged:
+        last = merged[-1]
+        merged[-1] = AudioChunk(np.concatenate(parts), last.sample_rate, last.t_first, last.arrival)
+    return merged
+
+
 @dataclass(frozen=True)
 class SourceHealth:
     """What diagnostics report about a source; ``state`` is one of the STATE_* names."""

@@ -241,8 +241,9 @@ class PredicateNode:
     # -- inference thread ----------------------------------------------------------------------
     def _inference_loop(self) -> None:
         """Drain the source, run the engine, publish. Never dies on bad audio or a model error."""
+        from .audio_sources import coalesce
         while not self._stop.is_set():
-            for chunk in self.source.read(timeout=0.2):
+            for chunk in coalesce(self.source.read(timeout=0.2)):
                 if self.recorder is not None:
                     self.recorder.audio(chunk.samples, chunk.sample_rate, chunk.t_first)
                 try:
