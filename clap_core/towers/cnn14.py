@@ -20,36 +20,59 @@ from .logmel import LogMelFrontEnd
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024, 2048)
 
 
-def _onednn_usable() -> bool:
-    """oneDNN's fused conv+ReLU with pre-packed weights (what torch.compile uses on CPU)."""
-    return (torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-            and hasattr(torch._C._nn, "mkldnn_reorder_conv2d_weight"))
-
-
 class FoldedConv:
     """3×3 conv → BatchNorm (eval statistics) → ReLU as one operation, for inference only.
 
-    The BN is folded into the conv's weights and bias. On CPU the folded weights are pre-packed
-    once into oneDNN's blocked layout (valid for any input shape) instead of being re-laid out on
-    every call, which is most of the cost of the wide, small-map late blocks.
+    The BN is folded into the conv's weights and bias, and the weights are pre-packed once into
+    oneDNN's blocked layout instead of being re-laid out on every call. Wide layers (the late
+    blocks, where the maps are tiny and the weights huge) run as im2col + one packed matrix product,
+    which oneDNN does about twice as fast as its direct convolution at these shapes.
     """
+
+    GEMM_MIN_CHANNELS = 512
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        weight = (conv.weight * scale[:, None, None, None]).contiguous(memory_format=torch.channels_last)
+        weight = conv.weight * scale[:, None, None, None]
         self.bias = (bn.bias - bn.running_mean * scale).contiguous()
-        self.packed = _ONEDNN and weight.device.type == "cpu"
-        if self.packed:
+        self.out_channels = weight.shape[0]
+        onednn = _ONEDNN and weight.device.type == "cpu"
+        self.mode = "dense"
+        if onednn and weight.shape[1] >= self.GEMM_MIN_CHANNELS:
+            self.mode = "gemm"  # rows of the matrix: (kh, kw, c_in), as im2col lays them out
+            matrix = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).contiguous()
+            weight = torch.ops.mkldnn._reorder_linear_weight(matrix, 1)
+        elif onednn:
+            self.mode = "conv"
             shape = [1, weight.shape[1], 64, 64]  # any shape works; it only guides the layout choice
-            weight = torch._C._nn.mkldnn_reorder_conv2d_weight(weight.to_mkldnn(), [1, 1], [1, 1], [1, 1], 1, shape)
+            weight = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                weight.contiguous(memory_format=torch.channels_last).to_mkldnn(), [1, 1], [1, 1], [1, 1], 1, shape)
         self.weight = weight
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed:
+        if self.mode == "conv":
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self.weight, self.bias, [1, 1], [1, 1], [1, 1], 1, "relu", [], "")
+        if self.mode == "gemm":
+            return self._gemm(x)
         return F.relu(F.conv2d(x, self.weight, self.bias, padding=1))
+
+    def _gemm(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        padded = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1)  # [B, H+2, W+2, C]
+        patches = padded.unfold(1, 3, 1).unfold(2, 3, 1)  # [B, H, W, C, 3, 3]
+        cols = patches.permute(0, 1, 2, 4, 5, 3).reshape(batch * height * width, -1)
+        out = torch.ops.mkldnn._linear_pointwise(cols, self.weight, self.bias, "relu", [], "")
+        return out.reshape(batch, height, width, self.out_channels).permute(0, 3, 1, 2)
+
+
+def _onednn_usable() -> bool:
+    """oneDNN's fused conv/matmul + ReLU with pre-packed weights (what torch.compile uses on CPU)."""
+    return (torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and hasattr(torch._C._nn, "mkldnn_reorder_conv2d_weight"))
 
 
 _ONEDNN = _onednn_usable()
@@ -77,6 +100,8 @@ class ConvBlock(nn.Module):
 
 class Cnn14Tower(AudioTower):
     """waveform `[B, T]` at `sample_rate` → embedding `[B, out_dim]` (the PANNs `embedding`)."""
+
+    EARLY_BLOCKS = 5  # run clip by clip at inference (see `_inference_blocks`)
 
     def __init__(self, sample_rate: int, window_size: int = 1024, hop_size: int = 320,
                  mel_bins: int = 64, fmin: float = 50.0, fmax: float = 14000.0,
@@ -143,17 +168,35 @@ class Cnn14Tower(AudioTower):
         x = x[:, None]  # [B, 1, frames, mel]
         if self.compacted and torch.is_grad_enabled():
             raise ClapError("a compacted CNN14 tower only runs without autograd (inference)")
-        folded = None if self.training or torch.is_grad_enabled() else self._folded_weights()
-        if folded is not None:
-            x = x.contiguous(memory_format=torch.channels_last)
-        for i, block in enumerate(self._blocks()):
-            x = block(x, (2, 2) if i < 5 else (1, 1), None if folded is None else folded[i])
-            x = F.dropout(x, p=0.2, training=self.training)
+        if self.training or torch.is_grad_enabled():
+            for i, block in enumerate(self._blocks()):
+                x = F.dropout(block(x, (2, 2) if i < 5 else (1, 1)), p=0.2, training=self.training)
+        else:
+            x = self._inference_blocks(x.contiguous(memory_format=torch.channels_last))
         x = x.mean(dim=3)  # over mel
         x = x.amax(dim=2) + x.mean(dim=2)  # over time
         x = F.dropout(x, p=0.5, training=self.training)
         x = F.relu(self.fc1(x))
         return F.dropout(x, p=0.5, training=self.training)
+
+
+    def _inference_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """The six blocks with fused weights. The early blocks (large maps, few channels) run one
+        clip at a time so that each clip's maps stay in cache — about twice the FLOP rate of a
+        whole batch here; the late blocks (tiny maps, huge weights) run on the whole batch so
+        that each weight is read once per batch."""
+        folded, blocks = self._folded_weights(), self._blocks()
+        early = self.EARLY_BLOCKS
+
+        def head(clip: torch.Tensor) -> torch.Tensor:
+            for i in range(early):
+                clip = blocks[i](clip, (2, 2), folded[i])
+            return clip
+
+        x = torch.cat([head(x[i : i + 1]) for i in range(x.shape[0])]) if x.shape[0] > 1 else head(x)
+        for i in range(early, 6):
+            x = blocks[i](x, (2, 2) if i < 5 else (1, 1), folded[i])
+        return x
 
 
 def build(cfg: AudioTowerConfig) -> Cnn14Tower:
