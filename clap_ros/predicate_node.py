@@ -18,6 +18,7 @@ from typing import Any
 from clap_core.errors import ClapError, ConfigError
 
 NODE_NAME = "clap_predicate_node"
+GIL_SWITCH_INTERVAL_S = 0.0001
 SOURCES = ("microphone", "topic")
 
 
@@ -304,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     rclpy.init(args=argv if argv is not None else sys.argv)
+    # The inference thread calls into torch dozens of times per window and must win the GIL back
+    # from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14
+    # window take ~0.7 s in the node (0.5 ms: ~0.3 s; 0.1 ms: ~0.1 s, bench/bench_node.py).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     node = rclpy.create_node(NODE_NAME)
     app: PredicateNode | None = None
     code = 0
