@@ -69,7 +69,7 @@ def build_msclap_2022(seed: int = 0) -> torch.nn.Module:
 
 
 def write_msclap_checkpoint(path: str | Path, seed: int = 0) -> Path:
-    """A random-weight checkpoint in the official layout (`torch.load(f)["model"]`)."""
+    """A random-weight checkpoint in the official layout: a dict whose "model" entry is the state dict."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": build_msclap_2022(seed).state_dict()}, str(path))
