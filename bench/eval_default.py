@@ -31,7 +31,7 @@ from clap_core import ClapModel, load_model  # noqa: E402
 from clap_core.audio_io import clip_windows, load_audio  # noqa: E402
 from clap_core.checkpoints import load_checkpoint  # noqa: E402
 from training import build_default, data_default  # noqa: E402
-from training.data_default import LabelledClip  # noqa: E402
+from clap_core.manifest import LabelledClip  # noqa: E402
 
 
 def clip_embedding(model: ClapModel, path: Path) -> torch.Tensor:

@@ -10,7 +10,6 @@ Two sources, written as one caption manifest for `training/train.py`:
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from clap_core.audio_io import clip_windows, load_audio, resample
-from clap_core.errors import ManifestError
+from clap_core.manifest import LabelledClip, read_labelled_manifest
 
 TEMPLATES = (
     "This is a sound of {}.",
@@ -28,22 +27,10 @@ TEMPLATES = (
 )
 
 
-@dataclass(frozen=True)
-class LabelledClip:
-    path: Path
-    label: str
-
-
 def read_labels(csv_path: str | Path) -> list[LabelledClip]:
-    """`path,label` rows (extra columns ignored); relative paths resolve against the CSV's folder."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise ManifestError(f"labels {csv_path}: no such file")
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise ManifestError(f"labels {csv_path}: needs a header with 'path' and 'label' columns")
-    return [LabelledClip((csv_path.parent / r["path"]).resolve(), r["label"].strip()) for r in rows]
+    """`path,label` rows (extra columns ignored), read by the library's manifest reader; paths are
+    made absolute because the recipe rewrites them into manifests in other folders."""
+    return [LabelledClip(clip.path.resolve(), clip.label) for clip in read_labelled_manifest(csv_path)]
 
 
 def clip_probs(tower: torch.nn.Module, names: Sequence[str], clip: LabelledClip) -> np.ndarray:
