@@ -5,13 +5,12 @@ same file always gets the same embedding.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
+from . import resample as _resample
 from .errors import AudioFileError
 
 
@@ -40,11 +39,7 @@ def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
     """Polyphase resampling (deterministic, anti-aliased); a no-op when the rates agree."""
     if from_sr == to_sr:
         return np.asarray(wave, dtype=np.float32)
-    if from_sr <= 0 or to_sr <= 0:
-        raise ValueError(f"sample rates must be positive, got {from_sr} → {to_sr}")
-    g = math.gcd(int(from_sr), int(to_sr))
-    out = resample_poly(np.asarray(wave, dtype=np.float32), int(to_sr) // g, int(from_sr) // g, axis=-1)
-    return out.astype(np.float32, copy=False)
+    return _resample.resample(wave, int(from_sr), int(to_sr))
 
 
 def tile_to_length(wave: np.ndarray, length: int) -> np.ndarray:

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import resample_poly
+
+from ..resample import half_length, ratio, resample_poly
 
 # Per-sample marks carried beside the audio (bit flags).
 GAP, NONFINITE, CLIPPED = 1, 2, 4
@@ -46,9 +47,8 @@ class StreamResampler:
     """
 
     def __init__(self, from_sr: int, to_sr: int) -> None:
-        g = math.gcd(int(from_sr), int(to_sr))
-        self.up, self.down = int(to_sr) // g, int(from_sr) // g
-        half = 10 * max(self.up, self.down) / self.up  # resample_poly's filter half-length, input samples
+        self.up, self.down = ratio(from_sr, to_sr)
+        half = half_length(self.up, self.down) / self.up  # the filter's half-length, in input samples
         self.ctx = math.ceil((half + 2) / self.down) * self.down
         self._buf = np.zeros(0, np.float32)
         self._mask = np.zeros(0, np.uint8)
@@ -71,7 +71,7 @@ class StreamResampler:
             return np.zeros(0, np.float32), np.zeros(0, np.uint8)
         left = min(self._pos, self.ctx)
         seg = self._buf[self._pos - left:self._pos + n + right]
-        y = resample_poly(seg, self.up, self.down).astype(np.float32)
+        y = resample_poly(seg, self.up, self.down)
         a = left * self.up // self.down
         b = a + -(-n * self.up // self.down)
         y = y[a:b]
