@@ -16,11 +16,16 @@ __all__ = ["load_model", "create_model", "ClapModel", "ModelConfig", "ClapError"
            "CheckpointError", "UnknownWeightsError", "AudioFileError"]
 
 
-def load_model(weights: str | os.PathLike = "default", device: str | torch.device = "cpu") -> ClapModel:
+def load_model(weights: str | os.PathLike = "default", device: str | torch.device = "cpu",
+               isolate_text: bool = False) -> ClapModel:
     """A ready model in eval mode: `weights` is "default", a registered name, or a checkpoint path
-    (an MS-CLAP 2022 `.pth`, detected by its keys, or a folder written by `save_checkpoint`)."""
+    (an MS-CLAP 2022 `.pth`, detected by its keys, or a folder written by `save_checkpoint`).
+
+    `isolate_text=True` keeps the text encoder out of this process: `embed_text` runs it in a
+    short-lived child process (seconds per call). For long-running inference processes that embed
+    a few prompts once — a robot's node then never holds BERT's code or weights in memory."""
     from .checkpoints import load_checkpoint
     from .weights_registry import resolve_weights
 
-    model = load_checkpoint(resolve_weights(weights))
+    model = load_checkpoint(resolve_weights(weights), isolate_text=isolate_text)
     return model.to(device).eval()

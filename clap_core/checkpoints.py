@@ -8,8 +8,10 @@ weights that come from an installed package (`weights_from_package`) are not sto
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -17,9 +19,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ModelConfig, msclap_2022_config
+from .config import ModelConfig, TextTowerConfig, msclap_2022_config
 from .errors import CheckpointError, ConfigError
 from .model import ClapModel, create_model
+from .towers.base import TextTower
+from .towers.child_text import ChildProcessTextTower
 from .towers.registry import build_text_tower
 
 CONFIG_FILE = "config.json"
@@ -118,21 +122,76 @@ def _read_safetensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _load_project(directory: Path) -> ClapModel:
+def _load_project(directory: Path, isolate_text: bool = False) -> ClapModel:
     config = _read_project_config(directory)
-    model = create_model(config)
     weights = directory / WEIGHTS_FILE
-    _strict_load(model, _read_safetensors(weights), str(weights), _package_prefixes(config))
-    model.text_tower_loader = lambda: _reload_text_tower(config, _read_safetensors(weights, "text_tower."))
+    state = _read_safetensors(weights)
+    source = TextTowerSource(config.text, "" if config.text.weights_from_package else str(weights), "project")
+    model = _new_model(config, source, state, str(weights), isolate_text)
+    skip = _package_prefixes(config)
+    if isolate_text:
+        state, skip = _without_text_tower(state), [*skip, "text_tower."]
+    _strict_load(model, state, str(weights), skip)
     return model.eval()
 
 
-def _reload_text_tower(config: ModelConfig, state: dict[str, torch.Tensor]):
-    tower = build_text_tower(config.text)
-    if not config.text.weights_from_package:
-        prefix = "text_tower."
-        tower.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    return tower
+@dataclass(frozen=True)
+class TextTowerSource:
+    """Where a model's text tower and its weights come from, as plain (picklable) data. Calling it
+    builds the tower: to reload it after `release_text_tower()`, or inside a child process
+    (`isolate_text`), which is why this is data and not a closure."""
+
+    config: TextTowerConfig
+    path: str = ""  # the checkpoint file holding the tower's tensors; "" when a package provides them
+    layout: str = "project"  # or "msclap-2022"
+
+    def __call__(self) -> TextTower:
+        tower = build_text_tower(self.config)
+        if self.config.weights_from_package:
+            return tower
+        state = self._tower_state()
+        if "encoder.embeddings.position_ids" not in tower.state_dict():  # checked when the model loaded
+            state.pop("encoder.embeddings.position_ids", None)
+        try:
+            tower.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{self.path}: the text tower's tensors do not match its config "
+                                  f"({str(exc).strip().splitlines()[0][:300]})") from None
+        return tower
+
+    def to_dict(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "path": self.path, "layout": self.layout}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TextTowerSource":
+        return cls(TextTowerConfig(**data["config"]), data["path"], data["layout"])
+
+    def _tower_state(self) -> dict[str, torch.Tensor]:
+        """The tower's tensors, keyed as the tower names them."""
+        if self.layout == "project":
+            prefix = "text_tower."
+            return {k[len(prefix):]: v for k, v in _read_safetensors(Path(self.path), prefix).items()}
+        prefix = "caption_encoder.base."
+        return {"encoder." + k[len(prefix):]: v for k, v in read_torch_checkpoint(Path(self.path)).items()
+                if k.startswith(prefix)}
+
+
+def _new_model(config: ModelConfig, source: TextTowerSource, state: Mapping[str, torch.Tensor], where: str,
+               isolate_text: bool) -> ClapModel:
+    """A model for `state`: with its text tower in this process (reloadable from `source`), or with
+    a stand-in that runs the tower in a child process when asked for text embeddings."""
+    if not isolate_text:
+        model = create_model(config)
+        model.text_tower_loader = source
+        return model
+    key = "text_projection.linear1.weight"
+    if key not in state:
+        raise CheckpointError(f"{where}: {_key_list('missing', [key])}")
+    return create_model(config, text_tower=ChildProcessTextTower(source, int(state[key].shape[1])))
+
+
+def _without_text_tower(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.startswith("text_tower.")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +199,7 @@ def _reload_text_tower(config: ModelConfig, state: dict[str, torch.Tensor]):
 def read_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from a `.pth` pickle, refusing anything that would run code when unpickled."""
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        obj = _torch_load(path)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
     except pickle.UnpicklingError as exc:
@@ -153,6 +212,18 @@ def read_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict (optionally under 'model') of tensors")
     return state
+
+
+def _torch_load(path: Path) -> object:
+    """Memory-mapped when the file allows it (zip format, what `torch.save` writes): the tensors the
+    model keeps are copied out and the rest — BERT when the text tower is isolated — never becomes
+    process memory. Older pickles load the ordinary way."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def is_msclap_2022(state: Mapping[str, torch.Tensor]) -> bool:
@@ -213,12 +284,18 @@ def msclap_to_project_state(model: ClapModel, state: Mapping[str, torch.Tensor],
     return mapped
 
 
-def _load_msclap(path: Path, state: dict[str, torch.Tensor]) -> ClapModel:
-    model = create_model(msclap_2022_config())
+def _load_msclap(path: Path, state: dict[str, torch.Tensor], isolate_text: bool = False) -> ClapModel:
+    config = msclap_2022_config()
+    source = TextTowerSource(config.text, str(path), "msclap-2022")
+    projection = state.get("caption_encoder.projection.linear1.weight")
+    if isolate_text and projection is None:
+        raise CheckpointError(f"{path}: {_key_list('missing', ['caption_encoder.projection.linear1.weight'])}")
+    probe = {"text_projection.linear1.weight": projection} if projection is not None else {}
+    model = _new_model(config, source, probe, str(path), isolate_text)
     mapped = msclap_to_project_state(model, state, str(path))
-    _strict_load(model, mapped, str(path), file_name=_msclap_name)
-    model.text_tower_loader = lambda: _reload_text_tower(
-        model.config, msclap_to_project_state(model, read_torch_checkpoint(path), str(path)))
+    if isolate_text:
+        mapped = _without_text_tower(mapped)
+    _strict_load(model, mapped, str(path), ["text_tower."] if isolate_text else [], file_name=_msclap_name)
     return model.eval()
 
 
@@ -241,17 +318,21 @@ def save_msclap_checkpoint(model: ClapModel, path: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-def load_checkpoint(path: str | Path) -> ClapModel:
-    """Any supported checkpoint: a project folder (or its model.safetensors), or an MS-CLAP 2022 .pth."""
+def load_checkpoint(path: str | Path, isolate_text: bool = False) -> ClapModel:
+    """Any supported checkpoint: a project folder (or its model.safetensors), or an MS-CLAP 2022 .pth.
+
+    `isolate_text`: leave the text tower out of this process; `embed_text` runs it in a short-lived
+    child process instead (see `ChildProcessTextTower`). Its tensors are checked there, on first use.
+    """
     path = Path(path)
     if path.is_dir():
-        return _load_project(path)
+        return _load_project(path, isolate_text)
     if path.suffix == ".safetensors":
-        return _load_project(path.parent)
+        return _load_project(path.parent, isolate_text)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file or folder")
     state = read_torch_checkpoint(path)
     if is_msclap_2022(state):
-        return _load_msclap(path, state)
+        return _load_msclap(path, state, isolate_text)
     raise CheckpointError(f"{path}: unrecognised checkpoint layout (expected MS-CLAP 2022 keys such as "
                           "audio_encoder.base.conv_block1.conv1.weight, or a clap_ros folder)")

@@ -131,7 +131,8 @@ class ClapModel(nn.Module):
         return waveform.to(self.device)
 
 
-def create_model(config: ModelConfig) -> ClapModel:
-    """Build a model with the towers its config names (weights as the towers initialise them)."""
-    model = ClapModel(config, build_audio_tower(config.audio), build_text_tower(config.text))
-    return model.eval()
+def create_model(config: ModelConfig, text_tower: TextTower | None = None) -> ClapModel:
+    """Build a model with the towers its config names (weights as the towers initialise them);
+    `text_tower` replaces the configured one (the checkpoint loader's child-process stand-in)."""
+    text = text_tower if text_tower is not None else build_text_tower(config.text)
+    return ClapModel(config, build_audio_tower(config.audio), text).eval()

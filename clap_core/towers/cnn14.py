@@ -40,8 +40,8 @@ class FoldedConv:
         self.mode = "dense"
         if onednn and weight.shape[1] >= self.GEMM_MIN_CHANNELS:
             self.mode = "gemm"  # rows of the matrix: (kh, kw, c_in), as im2col lays them out
-            matrix = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).contiguous()
-            weight = torch.ops.mkldnn._reorder_linear_weight(matrix, 1)
+            weight = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).contiguous()  # drops the NCHW copy
+            weight = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
         elif onednn:
             self.mode = "conv"
             shape = [1, weight.shape[1], 64, 64]  # any shape works; it only guides the layout choice
@@ -141,11 +141,13 @@ class Cnn14Tower(AudioTower):
         if self.compacted:
             return
         self.eval()
-        with torch.no_grad():
-            self._folded_weights()
-        for block in self._blocks():
-            for name in ("conv1", "conv2", "bn1", "bn2"):
-                delattr(block, name)
+        folded = []
+        with torch.no_grad():  # block by block, so only one block's weights exist twice at a time
+            for block in self._blocks():
+                folded.append((FoldedConv(block.conv1, block.bn1), FoldedConv(block.conv2, block.bn2)))
+                for name in ("conv1", "conv2", "bn1", "bn2"):
+                    delattr(block, name)
+        self._folded = folded
         self.fc_audioset = None
         self.compacted = True
 
