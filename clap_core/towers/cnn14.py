@@ -29,7 +29,7 @@ class FoldedConv:
     which oneDNN does about twice as fast as its direct convolution at these shapes.
     """
 
-    GEMM_MIN_CHANNELS = 512
+    GEMM_MIN_CHANNELS = 1024  # measured at 44.1 kHz: 512→512 on 86×8 maps is faster as a direct conv
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
