@@ -24,6 +24,7 @@ from ..errors import ClapError
 from .base import TextTower
 
 ERROR_PREFIX = "clap-text-child error: "
+TIMEOUT_S = 600.0  # BERT-base on a few hundred prompts takes seconds; a hung child must not hang the caller
 
 
 class ChildProcessTextTower(TextTower):
@@ -40,7 +41,12 @@ class ChildProcessTextTower(TextTower):
             raise ClapError("a text tower in a child process gives no gradients; load the model "
                             "without isolate_text to train it")
         request = json.dumps({"source": self.source.to_dict(), "texts": list(texts)})
-        done = subprocess.run([sys.executable, "-m", __name__], input=request.encode(), capture_output=True)
+        try:
+            done = subprocess.run([sys.executable, "-m", __name__], input=request.encode(), capture_output=True,
+                                  timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ClapError(f"the text-encoder child process gave no answer in {TIMEOUT_S:.0f} s; "
+                            "try loading the model without isolate_text") from None
         if done.returncode != 0:
             raise ClapError(_child_error(done.stderr.decode(errors="replace"), done.returncode))
         return torch.from_numpy(np.load(io.BytesIO(done.stdout))).to(self._anchor.device)
