@@ -133,16 +133,57 @@ def test_yamnet_tower_config_errors_name_the_field():
         build(AudioTowerConfig(kind="yamnet", sample_rate=16000, options={"output": "logits"}))
 
 
-def test_label_space_initialisation_already_hears(sounds45):
-    """The untrained start of the recipe scores a text by the AudioSet labels YAMNet hears."""
+@pytest.mark.parametrize("corrected", [False, True])
+def test_label_space_initialisation_already_hears(sounds45, sounds45_rows, corrected):
+    """The untrained start of the recipe scores a text by the AudioSet labels YAMNet hears, with
+    and without the shipped hubness corrections (prior from clips of other classes)."""
     from clap_core.model import create_model
-    from training.build_default import label_space_init, model_config
+    from clap_core.towers.yamnet import EMBED_DIM
+    from training import build_default
 
-    model = create_model(model_config())
-    label_space_init(model)
+    model = create_model(build_default.model_config())
+    if corrected:
+        others = [r for r in sounds45_rows if r["label"] in ("water splash", "scissors", "shovel", "ratchet")]
+        probs = torch.cat([model.audio_tower(torch.from_numpy(_windows(sounds45 / r["path"], 16000)))
+                           for r in others])[:, EMBED_DIM:].numpy()
+        build_default.label_space_init(model, audio_probs=probs, prior_power=build_default.PRIOR_POWER,
+                                       text_center=True)
+    else:
+        build_default.label_space_init(model)
     wave, rate = load_audio(sounds45 / "Chainsaw" / "chainsaw01.flac")
     probs = model.classify(clip_windows(wave, rate, 5.0), rate, ["chainsaw", "rain", "a bicycle bell", "speech"])
     assert int(probs.mean(0).argmax()) == 0, probs.tolist()
+
+
+def test_prior_weights_favour_rarely_heard_labels():
+    """tf-idf-like: a label heard in every clip weighs less than one heard in a single clip."""
+    from training.build_default import prior_weights
+
+    probs = np.zeros((4, 521), dtype=np.float32)
+    probs[:, 0] = 0.9          # "Speech" everywhere
+    probs[0, 1] = 0.9          # a specific label in one clip
+    weights = prior_weights(probs, power=0.5, eps=1e-3)
+    assert weights.shape == (521,)
+    assert weights[1] > 1.5 * weights[0] and weights[2] > weights[1]
+    assert torch.allclose(prior_weights(probs, power=0.0), torch.ones(521))
+
+
+def test_text_centring_removes_what_label_prompts_share():
+    """Both projections drop the label prompts' mean direction, so it cannot decide a ranking."""
+    from clap_core.model import create_model
+    from clap_core.towers.yamnet import EMBED_DIM
+    from training.build_default import label_bank, label_space_init, model_config
+
+    model = create_model(model_config())
+    probs = np.random.default_rng(0).uniform(0, 1, (5, 521)).astype(np.float32)
+    label_space_init(model, audio_probs=probs, prior_power=0.5, text_center=True)
+    with torch.no_grad():
+        u = torch.nn.functional.normalize(label_bank(model).mean(0), dim=0)
+    text_map = model.text_projection.linear1.weight
+    audio_map = model.audio_projection.linear1.weight[:, EMBED_DIM:]
+    assert (text_map @ u).norm() < 1e-4 and (u @ audio_map).norm() < 1e-4 * audio_map.norm()
+    with pytest.raises(ConfigError, match="audio_probs"):
+        label_space_init(model, prior_power=0.5)
 
 
 def test_recipe_configs_match_the_shipped_model(tmp_path):
@@ -174,6 +215,27 @@ def test_manifest_pairs_labels_with_what_yamnet_hears(tower, sounds45, tmp_path)
     assert len(rows) == 2 * len(data_default.TEMPLATES) * 4
 
 
+def test_background_clips_are_synthetic_deterministic_and_captioned_by_what_yamnet_hears(tower, tmp_path):
+    import csv
+
+    from clap_core.towers.yamnet import class_names
+    from training import data_default
+
+    first = data_default.background_noises(6, 2.0, 16000, seed=3)
+    assert len(first) == 6 and all(x.shape == (32000,) and x.dtype == np.float32 for x in first)
+    assert all(np.array_equal(a, b) for a, b in zip(first, data_default.background_noises(6, 2.0, 16000, seed=3)))
+    levels = [20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2))) for x in first]
+    assert all(-71 < level < -29 for level in levels)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,caption\n")
+    paths = data_default.append_background(manifest, tmp_path / "bg", tower, class_names(), count=2, seconds=5.0)
+    assert [p.is_absolute() and p.is_file() for p in paths] == [True, True]
+    rows = list(csv.DictReader(manifest.open()))
+    assert {r["path"] for r in rows} == {str(p) for p in paths}
+    heard = {r["caption"] for r in rows}
+    assert any(word in " ".join(heard) for word in ("noise", "Noise", "Static", "Water", "Rain", "Hum", "Wind"))
+
+
 def test_centred_initialisation_removes_the_shared_audio_direction():
     from clap_core.model import create_model
     from clap_core.towers.yamnet import EMBED_DIM
@@ -181,6 +243,6 @@ def test_centred_initialisation_removes_the_shared_audio_direction():
 
     model = create_model(model_config())
     probs = np.random.default_rng(0).uniform(0, 1, (5, 521)).astype(np.float32)
-    label_space_init(model, audio_probs=probs)
+    label_space_init(model, audio_probs=probs, center_audio=True)
     mapped = torch.from_numpy(probs) @ model.audio_projection.linear1.weight[:, EMBED_DIM:].T
     assert mapped.mean(0).norm() < 1e-4 * mapped.norm(dim=1).mean()

@@ -27,6 +27,33 @@ TEMPLATES = (
 )
 
 
+def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with power ∝ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n)
+    freqs[0] = freqs[1]
+    x = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
+    return (x / np.sqrt(np.mean(x ** 2))).astype(np.float32)
+
+
+def background_noises(count: int, seconds: float, rate: int, seed: int = 0) -> list[np.ndarray]:
+    """Synthetic "nothing is happening" audio a robot hears: coloured noise (fans, air, room tone,
+    microphone hiss) and mains hum with harmonics under noise, at random colours and levels.
+    Generated, not recorded, so no data set is needed; deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    out = []
+    for k in range(count):
+        x = coloured_noise(n, float(rng.uniform(0.0, 2.0)), rng)
+        if k % 3 == 2:  # hum: 50 or 60 Hz and a few harmonics over the noise
+            f0 = 50.0 if rng.random() < 0.5 else 60.0
+            hum = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 6))
+            x = x * rng.uniform(0.1, 0.5) + hum.astype(np.float32)
+        out.append((x / np.sqrt(np.mean(x ** 2)) * 10 ** (rng.uniform(-70, -30) / 20)).astype(np.float32))
+    return out
+
+
 def read_labels(csv_path: str | Path) -> list[LabelledClip]:
     """`path,label` rows (extra columns ignored), read by the library's manifest reader; paths are
     made absolute because the recipe rewrites them into manifests in other folders."""
@@ -67,6 +94,31 @@ def write_manifest(clips: Sequence[LabelledClip], out_csv: Path, tower: torch.nn
                 for template in templates:
                     writer.writerow([str(clip.path), template.format(label)])
     return out_csv, np.stack(all_probs)
+
+
+def append_background(manifest: Path, folder: Path, tower: torch.nn.Module, names: Sequence[str],
+                      count: int = 24, seconds: float = 10.0, seed: int = 0,
+                      templates: Sequence[str] = TEMPLATES, heard_top_k: int = 3,
+                      heard_min_prob: float = 0.1) -> list[Path]:
+    """Add `count` synthetic background recordings (`background_noises`, written as WAV files into
+    `folder`) to a caption manifest, captioned only by what YAMNet hears in them ("Pink noise",
+    "Static", "Waterfall" …). Without them the model never sees "nothing happening" and a noisy
+    room reads as water. Returns the written files."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with manifest.open("a", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        for k, noise in enumerate(background_noises(count, seconds, tower.sample_rate, seed)):
+            path = (folder / f"noise{k:02d}.wav").resolve()
+            sf.write(str(path), noise, tower.sample_rate, subtype="FLOAT")
+            probs = tower(torch.from_numpy(clip_windows(noise, tower.sample_rate, 5.0)))[:, -len(names):].mean(dim=0)
+            for label in heard_labels(probs.numpy(), names, heard_top_k, heard_min_prob):
+                for template in templates:
+                    writer.writerow([str(path), template.format(label)])
+            paths.append(path)
+    return paths
 
 
 def write_labels(clips: Sequence[LabelledClip], out_csv: Path) -> Path:
