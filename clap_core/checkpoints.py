@@ -137,9 +137,9 @@ def _load_project(directory: Path, isolate_text: bool = False) -> ClapModel:
 
 @dataclass(frozen=True)
 class TextTowerSource:
-    """Where a model's text tower and its weights come from, as plain (picklable) data. Calling it
-    builds the tower: to reload it after `release_text_tower()`, or inside a child process
-    (`isolate_text`), which is why this is data and not a closure."""
+    """Where a model's text tower and its weights come from, as plain data. Calling it builds the
+    tower: to reload it after `release_text_tower()`, or inside a child process (`isolate_text`,
+    which receives it as JSON via `to_dict`), which is why this is data and not a closure."""
 
     config: TextTowerConfig
     path: str = ""  # the checkpoint file holding the tower's tensors; "" when a package provides them
