@@ -146,7 +146,7 @@ def test_label_space_initialisation_already_hears(sounds45, sounds45_rows, corre
         others = [r for r in sounds45_rows if r["label"] in ("water splash", "scissors", "shovel", "ratchet")]
         probs = torch.cat([model.audio_tower(torch.from_numpy(_windows(sounds45 / r["path"], 16000)))
                            for r in others])[:, EMBED_DIM:].numpy()
-        build_default.label_space_init(model, audio_probs=probs, prior_power=build_default.PRIOR_POWER,
+        build_default.label_space_init(model, audio_probs=probs, prior_power=0.5,
                                        text_center=True)
     else:
         build_default.label_space_init(model)
