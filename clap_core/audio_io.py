@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import resample as _resample
 from .errors import AudioFileError
+from .resample import resample  # noqa: F401  (audio I/O's one resampler, re-exported)
 
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -33,13 +33,6 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(mono)):
         raise AudioFileError(f"{path}: holds NaN or infinite samples")
     return np.ascontiguousarray(mono), int(rate)
-
-
-def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
-    """Polyphase resampling (deterministic, anti-aliased); a no-op when the rates agree."""
-    if from_sr == to_sr:
-        return np.asarray(wave, dtype=np.float32)
-    return _resample.resample(wave, int(from_sr), int(to_sr))
 
 
 def tile_to_length(wave: np.ndarray, length: int) -> np.ndarray:

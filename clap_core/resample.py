@@ -83,6 +83,8 @@ def resample_poly(x: np.ndarray, up: int, down: int) -> np.ndarray:
 
 
 def resample(wave: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
-    """`wave` (last axis = time) from `from_sr` to `to_sr`; a float32 copy when the rates agree."""
-    up, down = ratio(from_sr, to_sr)
+    """`wave` (last axis = time) from `from_sr` to `to_sr` as float32; a no-op when the rates agree."""
+    if int(from_sr) == int(to_sr):
+        return np.asarray(wave, dtype=np.float32)
+    up, down = ratio(int(from_sr), int(to_sr))
     return resample_poly(wave, up, down)

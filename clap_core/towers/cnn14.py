@@ -215,7 +215,6 @@ class Cnn14Tower(AudioTower):
         x = F.relu(self.fc1(x))
         return F.dropout(x, p=0.5, training=self.training)
 
-
     def _inference_blocks(self, x: torch.Tensor) -> torch.Tensor:
         """The six blocks with fused weights. The early blocks (large maps, few channels) run one
         clip at a time so that each clip's maps stay in cache — about twice the FLOP rate of a
