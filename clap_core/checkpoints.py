@@ -127,11 +127,9 @@ def _load_project(directory: Path, isolate_text: bool = False) -> ClapModel:
     weights = directory / WEIGHTS_FILE
     state = _read_safetensors(weights)
     source = TextTowerSource(config.text, "" if config.text.weights_from_package else str(weights), "project")
-    model = _new_model(config, source, state, str(weights), isolate_text)
-    skip = _package_prefixes(config)
-    if isolate_text:
-        state, skip = _without_text_tower(state), [*skip, "text_tower."]
-    _strict_load(model, state, str(weights), skip)
+    width = _text_width(state, "text_projection.linear1.weight", str(weights)) if isolate_text else None
+    model = _new_model(config, source, width)
+    _load_state(model, state, str(weights), _package_prefixes(config), isolate_text)
     return model.eval()
 
 
@@ -176,22 +174,30 @@ class TextTowerSource:
                 if k.startswith(prefix)}
 
 
-def _new_model(config: ModelConfig, source: TextTowerSource, state: Mapping[str, torch.Tensor], where: str,
-               isolate_text: bool) -> ClapModel:
-    """A model for `state`: with its text tower in this process (reloadable from `source`), or with
-    a stand-in that runs the tower in a child process when asked for text embeddings."""
-    if not isolate_text:
+def _text_width(state: Mapping[str, torch.Tensor], key: str, where: str) -> int:
+    """The text tower's output width, read from the text projection's first matrix."""
+    if key not in state:
+        raise CheckpointError(f"{where}: {_key_list('missing', [key])}")
+    return int(state[key].shape[1])
+
+
+def _new_model(config: ModelConfig, source: TextTowerSource, isolated_text_width: int | None) -> ClapModel:
+    """The model with its text tower in this process (reloadable from `source`), or — given the
+    tower's width — with a stand-in that runs the tower in a child process when asked for text."""
+    if isolated_text_width is None:
         model = create_model(config)
         model.text_tower_loader = source
         return model
-    key = "text_projection.linear1.weight"
-    if key not in state:
-        raise CheckpointError(f"{where}: {_key_list('missing', [key])}")
-    return create_model(config, text_tower=ChildProcessTextTower(source, int(state[key].shape[1])))
+    return create_model(config, text_tower=ChildProcessTextTower(source, isolated_text_width))
 
 
-def _without_text_tower(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in state.items() if not k.startswith("text_tower.")}
+def _load_state(model: ClapModel, state: Mapping[str, torch.Tensor], where: str, skip: list[str],
+                isolate_text: bool, file_name: Callable[[str], str] = str) -> None:
+    """`_strict_load`; with the text tower isolated its tensors are left for the child to check."""
+    if isolate_text:
+        state = {k: v for k, v in state.items() if not k.startswith("text_tower.")}
+        skip = [*skip, "text_tower."]
+    _strict_load(model, state, where, skip, file_name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,15 +293,10 @@ def msclap_to_project_state(model: ClapModel, state: Mapping[str, torch.Tensor],
 def _load_msclap(path: Path, state: dict[str, torch.Tensor], isolate_text: bool = False) -> ClapModel:
     config = msclap_2022_config()
     source = TextTowerSource(config.text, str(path), "msclap-2022")
-    projection = state.get("caption_encoder.projection.linear1.weight")
-    if isolate_text and projection is None:
-        raise CheckpointError(f"{path}: {_key_list('missing', ['caption_encoder.projection.linear1.weight'])}")
-    probe = {"text_projection.linear1.weight": projection} if projection is not None else {}
-    model = _new_model(config, source, probe, str(path), isolate_text)
+    width = _text_width(state, "caption_encoder.projection.linear1.weight", str(path)) if isolate_text else None
+    model = _new_model(config, source, width)
     mapped = msclap_to_project_state(model, state, str(path))
-    if isolate_text:
-        mapped = _without_text_tower(mapped)
-    _strict_load(model, mapped, str(path), ["text_tower."] if isolate_text else [], file_name=_msclap_name)
+    _load_state(model, mapped, str(path), [], isolate_text, file_name=_msclap_name)
     return model.eval()
 
 
