@@ -54,17 +54,19 @@ def coalesce(chunks: list[AudioChunk], tolerance_s: float = 0.002) -> list[Audio
     """
     merged: list[AudioChunk] = []
     parts: list[np.ndarray] = []
+    length = 0  # samples in `parts`, kept as a count rather than re-summed per chunk
     for chunk in chunks:
         if merged:
             last = merged[-1]
-            end = last.t_first + sum(p.size for p in parts) / last.sample_rate
+            end = last.t_first + length / last.sample_rate
             if chunk.sample_rate == last.sample_rate and abs(chunk.t_first - end) <= tolerance_s:
                 parts.append(chunk.samples)
+                length += chunk.samples.size
                 merged[-1] = AudioChunk(last.samples, last.sample_rate, last.t_first, chunk.arrival)
                 continue
             merged[-1] = AudioChunk(np.concatenate(parts), last.sample_rate, last.t_first, last.arrival)
         merged.append(chunk)
-        parts = [chunk.samples]
+        parts, length = [chunk.samples], chunk.samples.size
     if merged:
         last = merged[-1]
         merged[-1] = AudioChunk(np.concatenate(parts), last.sample_rate, last.t_first, last.arrival)
