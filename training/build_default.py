@@ -88,8 +88,8 @@ def label_space_init(model: ClapModel, template: str = INIT_TEMPLATE, audio_prob
                      prior_power: float = 0.0, text_center: bool = False, center_audio: bool = False) -> None:
     """Audio projection: YAMNet's class probabilities → the probability-weighted sum of the (unit)
     MiniLM embeddings of their label texts; text projection: identity (or the centring
-    projection). Before any training this
-    already scores a text by how close it is to the labels YAMNet hears; training refines it.
+    projection). Before any training this already scores a text by how close it is to the labels
+    YAMNet hears; training refines it.
 
     Hubness corrections (each optional; `audio_probs` are the training clips' probabilities):
     `prior_power` down-weights labels heard in most clips (`prior_weights`); `text_center`
