@@ -212,8 +212,9 @@ def read_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: refused — it holds objects that would run code when loaded "
                               f"(only plain tensors are accepted; {first[:200]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(exc)[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler fail in arbitrary ways
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                              f"{str(exc)[:200]})") from None
     state = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict (optionally under 'model') of tensors")

@@ -85,7 +85,8 @@ def test_tampered_stft_kernels_are_detected(msclap_checkpoint, tmp_path):
         load_model(broken)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage"])
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage",
+                                     b"this is not a checkpoint" * 100])  # the last one: IndexError in torch
 def test_corrupt_files_give_a_clear_error(tmp_path, content):
     bad = tmp_path / "corrupt.pth"
     bad.write_bytes(content)
