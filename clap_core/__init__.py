@@ -5,12 +5,15 @@ The one entry point is `load_model`; see `clap_core.model.ClapModel` for what a 
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .config import ModelConfig
 from .errors import AudioFileError, CheckpointError, ClapError, ConfigError, UnknownWeightsError
-from .model import ClapModel, create_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import ClapModel
 
 __all__ = ["load_model", "create_model", "ClapModel", "ModelConfig", "ClapError", "ConfigError",
            "CheckpointError", "UnknownWeightsError", "AudioFileError"]
@@ -29,3 +32,13 @@ def load_model(weights: str | os.PathLike = "default", device: str | torch.devic
 
     model = load_checkpoint(resolve_weights(weights), isolate_text=isolate_text)
     return model.to(device).eval()
+
+
+def __getattr__(name: str) -> Any:
+    """`ClapModel` and `create_model` import torch: loaded on first use, so that torch-free parts
+    (`clap_core.onnx_model`, `clap_core.predicates`) stay torch-free."""
+    if name in ("ClapModel", "create_model"):
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'clap_core' has no attribute {name!r}")

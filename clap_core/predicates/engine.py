@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
-import torch
 
 from .config import PredicateConfig, PredicateSetConfig
-from .scoring import PromptScorer
+from .scoring import PromptScorer, to_numpy
 from .tracking import PredicateTracker
 from .windowing import Window, Windower
 
@@ -143,11 +142,9 @@ class PredicateEngine:
 
     def _score(self, batch: list[np.ndarray]) -> np.ndarray:
         out = []
-        with torch.inference_mode():
-            for i in range(0, len(batch), BATCH):
-                wave = torch.from_numpy(np.stack(batch[i:i + BATCH]))
-                emb = self.model.embed_audio(wave, int(self.model.sample_rate))
-                out.append(self._scorer.score(emb.detach().cpu().numpy()))  # type: ignore[union-attr]
+        for i in range(0, len(batch), BATCH):
+            emb = self.model.embed_audio(np.stack(batch[i:i + BATCH]), int(self.model.sample_rate))
+            out.append(self._scorer.score(to_numpy(emb)))  # type: ignore[union-attr]
         return np.concatenate(out)
 
     def _track(self, w: Window, scores: np.ndarray | None, inference_s: float) -> WindowResult:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from .config import PredicateConfig, PredicateSetConfig
@@ -44,7 +43,7 @@ def model_scale(model: object) -> float:
     ls = getattr(model, "logit_scale", None)
     if ls is None:
         return 1.0 / 0.07
-    value = float(ls.detach().exp()) if isinstance(ls, torch.Tensor) else float(np.exp(ls))
+    value = float(np.exp(to_numpy(ls)))
     return float(min(value, MAX_SCALE))
 
 
@@ -52,6 +51,13 @@ def model_name(model: object) -> str | None:
     cfg = getattr(model, "config", None)
     name = getattr(cfg, "name", None)
     return name if isinstance(name, str) else None
+
+
+def to_numpy(x: object) -> np.ndarray:
+    """A torch tensor (any device, autograd or not) or array-like as a NumPy array. Duck-typed so
+    that torch-free models (`clap_core.onnx_model`) never make this module import torch."""
+    detach = getattr(x, "detach", None)
+    return detach().cpu().numpy() if callable(detach) else np.asarray(x)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -80,9 +86,8 @@ class PromptScorer:
         self.scale = model_scale(model)
         self.template = cfg.template or model_template(model)
         texts = self._all_texts(cfg)
-        with torch.inference_mode():
-            emb = model.embed_text([self.template.format(t) for t in texts])  # type: ignore[attr-defined]
-        table = dict(zip(texts, unit(np.asarray(emb.detach().cpu(), dtype=np.float64))))
+        emb = to_numpy(model.embed_text([self.template.format(t) for t in texts]))  # type: ignore[attr-defined]
+        table = dict(zip(texts, unit(emb.astype(np.float64))))
         self.dim = len(next(iter(table.values())))
         background = np.stack([table[t] for t in cfg.background]) if cfg.background else np.zeros((0, self.dim))
         self._vectors = [self._predicate_vectors(p, table, background, model_name(model)) for p in cfg.predicates]

@@ -26,9 +26,9 @@ class BandModel:
         self.text_calls = 0
         self.released = 0
 
-    def embed_audio(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    def embed_audio(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
         assert sample_rate == self.sample_rate
-        x = waveform.numpy()
+        x = np.asarray(waveform)
         spec = np.abs(np.fft.rfft(x, axis=1)) ** 2
         freqs = np.fft.rfftfreq(x.shape[1], 1 / sample_rate)
         e = [spec[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in BANDS.values()]
