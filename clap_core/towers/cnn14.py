@@ -204,7 +204,7 @@ class Cnn14Tower(AudioTower):
         x = x[:, None]  # [B, 1, frames, mel]
         if self.compacted and torch.is_grad_enabled():
             raise ClapError("a compacted CNN14 tower only runs without autograd (inference)")
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or torch.jit.is_tracing():  # tracing: ONNX export
             for i, block in enumerate(self._blocks()):
                 x = F.dropout(block(x, (2, 2) if i < 5 else (1, 1)), p=0.2, training=self.training)
         else:

@@ -1,12 +1,13 @@
 """Log-Mel front end (PANNs/CLAP 2022 recipe), inside the model so callers pass raw waveforms.
 
 Uses `torch.stft` (an FFT) rather than a convolution with a DFT basis: the same numbers for a
-fraction of the work.
+fraction of the work. Only an ONNX export uses the convolution (ONNX has no complex tensors).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -65,11 +66,22 @@ class LogMelFrontEnd(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(basis))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(waveform, self.n_fft, hop_length=self.hop_size, win_length=self.n_fft,
-                          window=self.window, center=True, pad_mode="reflect", return_complex=True)
-        power = spec.real.square() + spec.imag.square()  # [B, freq, frames]
+        if torch.jit.is_tracing():  # an ONNX export: ONNX has no complex tensors; same numbers, as a conv
+            power = self._power_by_convolution(waveform)
+        else:
+            spec = torch.stft(waveform, self.n_fft, hop_length=self.hop_size, win_length=self.n_fft,
+                              window=self.window, center=True, pad_mode="reflect", return_complex=True)
+            power = spec.real.square() + spec.imag.square()  # [B, freq, frames]
         mel = torch.matmul(power.transpose(1, 2), self.mel_basis)
         return 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
+
+    def _power_by_convolution(self, waveform: torch.Tensor) -> torch.Tensor:
+        """`[B, freq, frames]` power spectrum, centred frames with reflect padding like `torch.stft`."""
+        real, imag = self.dft_kernels()
+        padded = F.pad(waveform[:, None], (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+        kernels = torch.cat([real, imag]).to(waveform.dtype)
+        spec = F.conv1d(padded, kernels, stride=self.hop_size)  # [B, 2·freq, frames]
+        return spec.square().view(spec.shape[0], 2, -1, spec.shape[-1]).sum(dim=1)
 
     def dft_kernels(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The windowed DFT basis a convolutional STFT would use (`[freq, 1, n_fft]` real, imag).

@@ -136,17 +136,10 @@ class YamnetTower(AudioTower):
 
 def _make_session(threads: int):
     """One ONNX Runtime session, sequential and single-stream so results are deterministic."""
-    import onnxruntime as ort
+    from ..onnx_model import cpu_session
 
     data, scale, zero = batched_onnx_bytes()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, int(threads))
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    # Idle worker threads sleep instead of spinning: on a robot the CPU is shared with other nodes.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"]), scale, zero
+    return cpu_session(data, threads), scale, zero
 
 
 def build(cfg: AudioTowerConfig) -> AudioTower:

@@ -1,0 +1,120 @@
+"""`load_onnx_model`: the audio path exported to ONNX and run without torch gives msclap's numbers."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clap_core import ClapError, UnknownWeightsError
+from clap_core.audio_io import clip_windows, load_audio, resample
+from clap_core.onnx_model import exportable, load_onnx_model
+from clap_core.reference import build_msclap_2022, msclap_text_inputs
+
+CLIPS = ["HammerMetal/HammerMetal01.flac", "WaterSplash/WaterSplashing02.flac", "BicycleBell/bikeBell03.flac"]
+PROMPTS = ["This is a sound of hammer metal.", "a dog barking", "someone pours liquid into a glass"]
+
+# Runs in a fresh Python: what a node does with the model, and whether torch ever got imported.
+CHILD = """
+import json, sys
+import numpy as np
+from clap_core import ClapError
+from clap_core.onnx_model import load_onnx_model
+weights, out = sys.argv[1], sys.argv[2]
+windows = np.load(out + "/windows.npy")
+model = load_onnx_model(weights)
+nan = windows[:1].copy(); nan[0, 100] = np.nan
+try:
+    model.embed_audio(nan, 44100)
+    nan_error = ""
+except ClapError as exc:
+    nan_error = str(exc)
+np.savez(out + "/result.npz", at_44k=model.embed_audio(windows, 44100),
+         at_16k=model.embed_audio(np.load(out + "/windows_16k.npy"), 16000),
+         text=model.embed_text(json.loads(sys.argv[3])))
+print(json.dumps({"torch_imported": "torch" in sys.modules, "transformers_imported": "transformers" in sys.modules,
+                  "nan_error": nan_error, "sample_rate": model.sample_rate, "template": model.config.template}))
+"""
+
+
+@pytest.fixture(scope="module")
+def windows(sounds45) -> np.ndarray:
+    return np.stack([clip_windows(*load_audio(sounds45 / rel), 5.0)[0] for rel in CLIPS]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def run(msclap_checkpoint, windows, tmp_path_factory) -> tuple[dict, dict]:
+    out = tmp_path_factory.mktemp("onnx")
+    np.save(out / "windows.npy", windows)
+    np.save(out / "windows_16k.npy", resample(windows, 44100, 16000))
+    done = subprocess.run([sys.executable, "-c", CHILD, str(msclap_checkpoint), str(out), json.dumps(PROMPTS)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report, dict(np.load(out / "result.npz"))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return build_msclap_2022(seed=0)
+
+
+def _assert_parity(ours: np.ndarray, expected: torch.Tensor) -> None:
+    """The project's parity bound with msclap (issue: cosine ≥ 0.99999, max |diff| ≤ 1e-3)."""
+    expected = expected.numpy()
+    cosine = (ours * expected).sum(-1) / np.linalg.norm(ours, axis=-1) / np.linalg.norm(expected, axis=-1)
+    assert cosine.min() >= 0.99999, cosine
+    assert np.abs(ours - expected).max() <= 1e-3
+
+
+def test_never_imports_torch_or_the_text_encoder(run) -> None:
+    report, _ = run
+    assert report["torch_imported"] is False
+    assert report["transformers_imported"] is False
+    assert report["sample_rate"] == 44100 and "{}" in report["template"]
+
+
+def test_audio_embeddings_match_msclap(run, reference, windows) -> None:
+    with torch.no_grad():
+        expected = reference.audio_encoder(torch.from_numpy(windows))[0]
+    _assert_parity(run[1]["at_44k"], expected)
+
+
+def test_other_rates_are_resampled_first(run, reference, windows) -> None:
+    upsampled = resample(resample(windows, 44100, 16000), 16000, 44100)
+    with torch.no_grad():
+        expected = reference.audio_encoder(torch.from_numpy(np.ascontiguousarray(upsampled)))[0]
+    _assert_parity(run[1]["at_16k"], expected)
+
+
+def test_text_embeddings_match_msclap(run, reference) -> None:
+    with torch.no_grad():
+        expected = reference.caption_encoder(msclap_text_inputs(PROMPTS))
+    _assert_parity(run[1]["text"], expected)
+
+
+def test_nan_audio_is_a_clear_error(run) -> None:
+    assert "NaN or infinite" in run[0]["nan_error"]
+
+
+def test_default_model_is_not_exported_and_says_what_to_use() -> None:
+    assert exportable("default") is False
+    with pytest.raises(ClapError, match="does not export|not one that exports.*load_model"):
+        load_onnx_model("default")
+
+
+def test_unknown_weights_name(tmp_path) -> None:
+    with pytest.raises(UnknownWeightsError, match="no_such_weights"):
+        load_onnx_model("no_such_weights")
+
+
+def test_corrupt_checkpoint_is_reported_from_the_child_by_file_name(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"this is not a checkpoint" * 100)
+    assert exportable(broken)  # only the load can tell
+    with pytest.raises(ClapError, match="broken.pth"):
+        load_onnx_model(broken)
