@@ -12,6 +12,9 @@ and receives /audio_predicates over DDS. Per run it prints:
 - resident memory after streaming (VmRSS) and its peak (VmHWM, which includes start-up).
 
 Usage:  python bench/bench_node.py [--seconds 20] [--models default,msclap-random] [--hops 1,0.5,0.25]
+                                   [--runtimes auto,torch]
+`--runtimes` sets the node's `audio_runtime` parameter (auto: ONNX Runtime for CNN14, torch for
+the default model).
 `msclap-random` is MS-CLAP 2022 (CNN14 + BERT-base) with random weights in the official layout,
 written once to a temporary file: the size and speed of the real thing, offline.
 """
@@ -60,7 +63,7 @@ class RunResult:
 
     def line(self) -> str:
         lat = np.array(self.latencies) * 1000 if self.latencies else np.array([np.nan])
-        return (f"{self.model:14s} hop {self.hop:4.2f} s  windows {self.received:3d}/{self.expected:3d}  "
+        return (f"{self.model:20s} hop {self.hop:4.2f} s  windows {self.received:3d}/{self.expected:3d}  "
                 f"overruns {self.overruns}  latency p50 {np.percentile(lat, 50):6.1f} ms  "
                 f"p95 {np.percentile(lat, 95):6.1f} ms  max {lat.max():7.1f} ms  CPU {self.cpu_share * 100:5.1f} %  "
                 f"RSS {self.rss_mb:6.0f} MB (peak {self.peak_mb:6.0f} MB)  "
@@ -90,7 +93,7 @@ def _proc_mem_mb(pid: int) -> tuple[float, float]:
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def run_once(weights: str, label: str, hop: float, seconds: float, config: Path) -> RunResult:
+def run_once(weights: str, label: str, hop: float, seconds: float, config: Path, runtime: str = "auto") -> RunResult:
     import rclpy
     from audio_common_msgs.msg import AudioStamped
     from clap_ros_interfaces.msg import AudioPredicates
@@ -100,7 +103,8 @@ def run_once(weights: str, label: str, hop: float, seconds: float, config: Path)
     ns = f"/bench_{os.getpid()}_{random.randrange(1 << 30)}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "clap_ros.predicate_node", "--ros-args", "-r", f"__ns:={ns}",
-         "-p", f"config:={config}", "-p", f"weights:={weights}", "-p", "source:=topic", "-p", f"hop_s:={hop}"],
+         "-p", f"config:={config}", "-p", f"weights:={weights}", "-p", "source:=topic", "-p", f"hop_s:={hop}",
+         "-p", f"audio_runtime:={runtime}"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -168,6 +172,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="audio streamed per run (real time)")
     ap.add_argument("--models", default="default,msclap-random")
     ap.add_argument("--hops", default="1.0,0.5,0.25")
+    ap.add_argument("--runtimes", default="auto", help="node audio_runtime values to compare (auto, onnx, torch)")
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "predicates.yaml")
     args = ap.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -179,8 +184,10 @@ def main() -> None:
                 from clap_core.reference import write_msclap_checkpoint
 
                 weights = str(write_msclap_checkpoint(Path(tmp) / "CLAP_weights_2022.pth", seed=0))
-            for hop in hops:
-                print(run_once(weights, label, hop, args.seconds, args.config).line(), flush=True)
+            for runtime in args.runtimes.split(","):
+                name = label if runtime == "auto" else f"{label}/{runtime}"
+                for hop in hops:
+                    print(run_once(weights, name, hop, args.seconds, args.config, runtime).line(), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from clap_core.errors import ClapError, ConfigError
 NODE_NAME = "clap_predicate_node"
 GIL_SWITCH_INTERVAL_S = 0.0001
 SOURCES = ("microphone", "topic")
+RUNTIMES = ("auto", "onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,16 @@ class NodeSettings:
     diagnostics_period_s: float = 1.0
     record_dir: str = ""
     text_in_child_process: bool = True
+    audio_runtime: str = "auto"
 
     def validate(self) -> "NodeSettings":
         """Reject nonsense once, at start, with the parameter's name in the message."""
         if not self.config:
             raise ConfigError("parameter 'config': required, the path of a predicates YAML "
                               "(e.g. -p config:=config/predicates.yaml)")
+        if self.audio_runtime not in RUNTIMES:
+            raise ConfigError(f"parameter 'audio_runtime': must be one of {', '.join(RUNTIMES)}, "
+                              f"got '{self.audio_runtime}'")
         if self.source not in SOURCES:
             raise ConfigError(f"parameter 'source': must be one of {', '.join(SOURCES)}, got '{self.source}'")
         if not 0.5 <= self.window_s <= 30.0:
@@ -89,6 +94,9 @@ DESCRIPTIONS: dict[str, str] = {
     "record_dir": "If set, record the audio heard, /audio_predicates and /diagnostics into an mcap bag here.",
     "text_in_child_process": "Embed the prompts in a short-lived child process, so the node never loads the "
                              "text encoder (≈ 100–200 MB less resident memory; a few seconds more per (re)load).",
+    "audio_runtime": "'onnx': a child process exports the audio path once and the node runs it with ONNX "
+                     "Runtime, never importing torch (CNN14: ≈ 200 MB less memory, faster); 'torch': the model "
+                     "in this process; 'auto': onnx where the audio tower exports (CNN14), torch otherwise.",
 }
 
 
@@ -115,6 +123,18 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
     raise ConfigError(f"parameter '{name}': expected {kind.__name__}, got {value!r}")
 
 
+def load_node_model(s: NodeSettings) -> Any:
+    """The model the node runs (see the `audio_runtime` parameter): a torch-free ONNX Runtime model
+    where the audio tower exports, else `load_model` with the text tower kept out of the process."""
+    from clap_core.onnx_model import exportable, load_onnx_model
+
+    if s.audio_runtime == "onnx" or (s.audio_runtime == "auto" and exportable(s.weights)):
+        return load_onnx_model(s.weights)
+    from clap_core import load_model
+
+    return load_model(s.weights, device="cpu", isolate_text=s.text_in_child_process)
+
+
 def warm_up_and_trim(model: Any, window_s: float) -> None:
     """Compact the model for inference, run one silent window through the audio tower, then hand
     freed heap back to the OS.
@@ -126,13 +146,12 @@ def warm_up_and_trim(model: Any, window_s: float) -> None:
     import ctypes
     import gc
 
-    import torch
+    import numpy as np
 
     compact = getattr(model, "compact_for_inference", None)
     if callable(compact):  # the node never trains: keep only what inference needs
         compact()
-    with torch.inference_mode():
-        model.embed_audio(torch.zeros(1, int(model.sample_rate * window_s)), int(model.sample_rate))
+    model.embed_audio(np.zeros((1, int(model.sample_rate * window_s)), np.float32), int(model.sample_rate))
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -147,7 +166,6 @@ class PredicateNode:
         from clap_ros_interfaces.msg import AudioPredicates
         from diagnostic_msgs.msg import DiagnosticArray
 
-        from clap_core import load_model
         from clap_core.predicates import PredicateEngine, load_predicate_config
 
         from .bag_recorder import open_recorder
@@ -159,7 +177,7 @@ class PredicateNode:
         s = self.settings
         cfg = load_predicate_config(s.config)
         self.log.info(f"loading weights '{s.weights}'")
-        model = load_model(s.weights, device="cpu", isolate_text=s.text_in_child_process)
+        model = load_node_model(s)
         self.engine = PredicateEngine(model, cfg, window_s=s.window_s, hop_s=s.hop_s)
         warm_up_and_trim(model, s.window_s)
         self.stats = InferenceStats()
@@ -308,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     rclpy.init(args=argv if argv is not None else sys.argv)
-    # The inference thread calls into torch dozens of times per window and must win the GIL back
+    # The inference thread calls into torch (runtime 'torch') dozens of times per window and must win the GIL back
     # from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14
     # window take ~0.7 s in the node (0.5 ms: ~0.3 s; 0.1 ms: ~0.1 s, bench/bench_node.py).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

@@ -20,6 +20,7 @@ ARGUMENTS = (
     ("window_s", float, "5.0", "Analysis window, seconds"),
     ("hop_s", float, "0.5", "Seconds between windows (one message per hop)"),
     ("record_dir", str, "", "If set, record audio, /audio_predicates and /diagnostics into an mcap bag here"),
+    ("audio_runtime", str, "auto", "'auto', 'onnx' (no torch in the node) or 'torch'"),
 )
 
 

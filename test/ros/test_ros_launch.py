@@ -24,7 +24,7 @@ from clap_ros.predicate_node import DESCRIPTIONS, NodeSettings
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "predicates.launch.py"
 ISSUE_ARGS = {"config", "weights", "source", "audio_topic", "device", "window_s", "hop_s"}
-LAUNCH_ARGS = ISSUE_ARGS | {"record_dir"}  # plus the black-box recorder of docs/bags.md
+LAUNCH_ARGS = ISSUE_ARGS | {"record_dir", "audio_runtime"}  # plus the recorder (docs/bags.md), the runtime
 
 
 class _Recorded:

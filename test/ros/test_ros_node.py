@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +44,9 @@ def _noise(seconds: float, seed: int, level: float = 0.05) -> np.ndarray:
     ({"config": "{bad}", "source": "topic"}, "predicates.kettle.threshold"),
     ({"config": "{good}", "source": "topic", "weights": "no_such_weights"}, "weights 'no_such_weights'"),
     ({"config": "{good}", "source": "topic", "hop_s": 9.0}, "parameter 'hop_s'"),
+    ({"config": "{good}", "source": "topic", "audio_runtime": "tensorflow"}, "parameter 'audio_runtime'"),
+    ({"config": "{good}", "source": "topic", "weights": "default", "audio_runtime": "onnx"},
+     "not one that exports to ONNX"),
 ])
 def test_start_up_errors_are_one_clear_line(tmp_path, params, expected) -> None:
     files = {"bad": _write(tmp_path / "bad.yaml", BAD), "good": _write(tmp_path / "good.yaml", GOOD_A)}
@@ -145,6 +149,13 @@ def test_one_message_per_hop_with_matching_bools(session: Session) -> None:
         assert all(0.0 <= s <= 1.0 for s in m.scores) and list(m.flags) == []
     session.client.spin_until(lambda: len(bools) >= len(msgs), 10, "the Bools")
     assert [b.data for b in bools[:len(msgs)]] == [bool(m.values[0]) for m in msgs]
+
+
+def test_cnn14_weights_run_without_torch_in_the_node(session: Session) -> None:
+    """audio_runtime 'auto' with a CNN14 tower: ONNX Runtime in the node, torch only in its children."""
+    maps = Path(f"/proc/{session.node.proc.pid}/maps").read_text()
+    assert "onnxruntime" in maps
+    assert "libtorch" not in maps and "transformers" not in maps
 
 
 def test_hot_reload_good_then_bad(session: Session) -> None:
