@@ -5,12 +5,14 @@ same file always gets the same embedding.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioFileError
+from .errors import AudioFileError, ClapError
 from .resample import resample  # noqa: F401  (audio I/O's one resampler, re-exported)
 
 
@@ -33,6 +35,19 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(mono)):
         raise AudioFileError(f"{path}: holds NaN or infinite samples")
     return np.ascontiguousarray(mono), int(rate)
+
+
+def waveform_batch(waveform: Any) -> Any:
+    """`[samples]` or `[batch, samples]` float audio (a NumPy array or a torch tensor, returned as
+    the same kind) as `[batch, samples]`, checked: one NaN or inf sample would make every score of
+    the window NaN, so it is an error that says what to do."""
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    if waveform.ndim != 2:
+        raise ValueError(f"waveform must be [batch, samples] mono, got shape {tuple(waveform.shape)}")
+    if not math.isfinite(float(waveform.sum())):  # one reduction: any NaN/inf poisons the sum
+        raise ClapError("waveform holds NaN or infinite samples; drop or repair that audio first")
+    return waveform
 
 
 def tile_to_length(wave: np.ndarray, length: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .audio_io import resample
+from .audio_io import resample, waveform_batch
 from .config import DEFAULT_TEMPLATE, ModelConfig
 from .errors import ClapError
 from .losses import scaled_cosine
@@ -119,13 +119,7 @@ class ClapModel(nn.Module):
     def _prepare_waveform(self, waveform: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
         if isinstance(waveform, np.ndarray):
             waveform = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
-        if waveform.dim() == 1:
-            waveform = waveform[None]
-        if waveform.dim() != 2:
-            raise ValueError(f"waveform must be [batch, samples] mono, got shape {tuple(waveform.shape)}")
-        waveform = waveform.float()
-        if not torch.isfinite(waveform.sum()):  # one reduction: any NaN/inf poisons the sum
-            raise ClapError("waveform holds NaN or infinite samples; drop or repair that audio first")
+        waveform = waveform_batch(waveform.float())
         if int(sample_rate) != self.sample_rate:
             waveform = torch.from_numpy(resample(waveform.cpu().numpy(), int(sample_rate), self.sample_rate))
         return waveform.to(self.device)

@@ -22,10 +22,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .audio_io import resample, waveform_batch
 from .child_process import run_child, serve
 from .config import ModelConfig
 from .errors import ClapError
-from .resample import resample
 
 EXPORTABLE_AUDIO_TOWERS = ("cnn14",)
 TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
@@ -58,13 +58,7 @@ class OnnxAudioModel:
     def embed_audio(self, waveform: Any, sample_rate: int) -> np.ndarray:
         """`[batch, samples]` (or `[samples]`) mono → `[batch, d]` joint-space embeddings, before L2
         norm; resampled first when `sample_rate` differs from the model's."""
-        batch = np.asarray(waveform, dtype=np.float32)
-        if batch.ndim == 1:
-            batch = batch[None]
-        if batch.ndim != 2:
-            raise ValueError(f"waveform must be [batch, samples] mono, got shape {batch.shape}")
-        if not np.isfinite(batch.sum()):  # one reduction: any NaN/inf poisons the sum
-            raise ClapError("waveform holds NaN or infinite samples; drop or repair that audio first")
+        batch = waveform_batch(np.asarray(waveform, dtype=np.float32))
         if int(sample_rate) != self.sample_rate:
             batch = resample(batch, int(sample_rate), self.sample_rate)
         return self._session.run(None, {"waveform": np.ascontiguousarray(batch, dtype=np.float32)})[0]
