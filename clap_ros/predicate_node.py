@@ -95,8 +95,9 @@ DESCRIPTIONS: dict[str, str] = {
     "text_in_child_process": "Embed the prompts in a short-lived child process, so the node never loads the "
                              "text encoder (≈ 100–200 MB less resident memory; a few seconds more per (re)load).",
     "audio_runtime": "'onnx': a child process exports the audio path once and the node runs it with ONNX "
-                     "Runtime, never importing torch (CNN14: ≈ 200 MB less memory, faster); 'torch': the model "
-                     "in this process; 'auto': onnx where the audio tower exports (CNN14), torch otherwise.",
+                     "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
+                     "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
+                     "torch otherwise.",
 }
 
 
@@ -326,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     rclpy.init(args=argv if argv is not None else sys.argv)
-    # The inference thread calls into torch (runtime 'torch') dozens of times per window and must win the GIL back
-    # from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14
+    # The inference thread calls into torch (runtime 'torch') dozens of times per window and must
+    # win the GIL back from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14
     # window take ~0.7 s in the node (0.5 ms: ~0.3 s; 0.1 ms: ~0.1 s, bench/bench_node.py).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     node = rclpy.create_node(NODE_NAME)

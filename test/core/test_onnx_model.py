@@ -107,7 +107,7 @@ def test_default_model_is_not_exported_and_says_what_to_use() -> None:
         load_onnx_model("default")
 
 
-def test_unknown_weights_name(tmp_path) -> None:
+def test_unknown_weights_name() -> None:
     with pytest.raises(UnknownWeightsError, match="no_such_weights"):
         load_onnx_model("no_such_weights")
 
