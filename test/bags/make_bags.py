@@ -8,9 +8,14 @@ with its labelled events as JSON.
 
 The test scenes use recordings 03/04 only; `--dev` writes the same kind of scenes from recordings
 01/02 (used to choose prompt wordings and thresholds, never committed), so the committed bags are
-held out from everything that was tuned.
+held out from everything that was tuned. Rewriting them today gives the same audio within one int16
+step (the resampler changed since they were made), so the committed files were left as they are.
 
-    .venv/bin/python test/bags/make_bags.py            # rewrites test/bags/data/
+`gen1` (41 s, stamped/mcap) is the generalisation bag: sfx_pool clips (CC0 / CC BY 3.0, credits in
+`gen1.sources.json`) of four classes the default model never trained on — doorbell, door closing,
+thunder, flowing water — among five other sounds, for `test/bags/generalisation.yaml` (prompts only).
+
+    .venv/bin/python test/bags/make_bags.py            # rewrites test/bags/data/ (scene1/2 and gen1)
     .venv/bin/python test/bags/make_bags.py --dev OUT  # dev scenes into OUT
 """
 from __future__ import annotations
@@ -31,6 +36,7 @@ from clap_core.audio_io import load_audio, resample  # noqa: E402
 from clap_ros.bag_io import AudioBagWriter  # noqa: E402
 
 SOUNDS45 = ROOT.parent / "shared" / "data" / "sounds45"
+SFX_POOL = ROOT.parent / "shared" / "data" / "sfx_pool"
 DATA = Path(__file__).resolve().parent / "data"
 RATE = 16000
 CHUNK = 1600  # 0.1 s per message (also packs sqlite3 pages well)
@@ -56,24 +62,41 @@ DEV_SCENES: dict[str, list[tuple[str, str]]] = {
              ("SprayCanShake", "SprayCanShake01"), ("ClankingDishes", "clankingDishes02"),
              ("WalkingLeaves", "walkLeaves01")],
 }
+# The generalisation scene: sfx_pool classes that the shipped default model never trained on
+# (`training/build_default.py` HELD_OUT_FOR_BAG), CC0 / CC BY clips only (attribution in
+# gen1.sources.json, written beside the bag). Class → predicate name for the targets.
+GEN_TARGETS = {"doorbell ringing": "doorbell", "door closing": "door_closed", "thunder": "thunder",
+               "flowing water": "water_flowing"}
+GEN_SCENE: list[tuple[str, str]] = [
+    ("bird singing", "antummt_mod_sounds/bird_02"), ("doorbell ringing", "antummt_mod_sounds/doorbell_01"),
+    ("scraping", "antummt_mod_sounds/scrape_01"), ("flowing water", "minetest_data/env_sounds_water_1"),
+    ("cow mooing", "antummt_mod_sounds/cow_moo_02"), ("door closing", "antummt_mod_sounds/door_close_01"),
+    ("rustling leaves", "antummt_mod_sounds/leaves_01"), ("thunder", "antummt_mod_sounds/thunder_01"),
+    ("chicken", "antummt_mod_sounds/chicken_01"), ("doorbell ringing", "antummt_mod_sounds/doorbell_02"),
+    ("door closing", "antummt_mod_sounds/door_close_03"),
+]
+GEN_LEVEL_DBFS = -28.0  # sfx_pool levels are arbitrary: each clip at a normal-speech-like level
 # scene → [(layout, storage)]
 BAGS = {"scene1": [("stamped", "mcap"), ("raw", "sqlite3")], "scene2": [("raw", "mcap"), ("stamped", "sqlite3")],
-        "dev1": [("stamped", "mcap")], "dev2": [("stamped", "mcap")]}
+        "dev1": [("stamped", "mcap")], "dev2": [("stamped", "mcap")], "gen1": [("stamped", "mcap")]}
 
 
-def scene_audio(clips: list[tuple[str, str]], sounds45: Path, seed: int) -> tuple[np.ndarray, dict]:
-    """The scene's samples and its labelled events (targets only), times from the first sample."""
+def scene_audio(clips: list[tuple[str, Path]], targets: dict[str, str], seed: int,
+                level_dbfs: float | None = None) -> tuple[np.ndarray, dict]:
+    """The scene's samples and its labelled events (targets only), times from the first sample.
+    `clips`: (class, file) in playing order; `level_dbfs`: set each clip's RMS level (None: keep)."""
     pause = np.zeros(int(PAUSE_S * RATE), np.float32)
     parts, events, sources, t = [pause], [], [], PAUSE_S
-    for cls, stem in clips:
-        path = next((sounds45 / cls).glob(f"{stem}.*"))
+    for cls, path in clips:
         wave, sr = load_audio(path)
         wave = resample(wave, sr, RATE)
+        if level_dbfs is not None:
+            wave = wave * (10 ** (level_dbfs / 20) / np.sqrt(np.mean(wave ** 2)))
         dur = len(wave) / RATE
         sources.append({"start": round(t, 4), "end": round(t + dur, 4), "class": cls,
-                        "file": f"{cls}/{path.name}"})
-        if cls in TARGETS:
-            events.append({"start": round(t, 4), "end": round(t + dur, 4), "predicate": TARGETS[cls]})
+                        "file": f"{path.parent.name}/{path.name}"})
+        if cls in targets:
+            events.append({"start": round(t, 4), "end": round(t + dur, 4), "predicate": targets[cls]})
         parts += [wave, pause]
         t += dur + PAUSE_S
     audio = np.concatenate(parts)
@@ -83,8 +106,26 @@ def scene_audio(clips: list[tuple[str, str]], sounds45: Path, seed: int) -> tupl
     return (audio + noise).astype(np.float32), {"events": events, "sources": sources}
 
 
-def write_scene(name: str, clips: list[tuple[str, str]], out: Path, sounds45: Path, seed: int) -> None:
-    audio, labels = scene_audio(clips, sounds45, seed)
+def sounds45_clips(clips: list[tuple[str, str]], sounds45: Path) -> list[tuple[str, Path]]:
+    return [(cls, next((sounds45 / cls).glob(f"{stem}.*"))) for cls, stem in clips]
+
+
+def gen_clips(sfx_pool: Path) -> tuple[list[tuple[str, Path]], list[dict]]:
+    """The generalisation scene's files and their licence rows from sfx_pool's labels.csv."""
+    import csv
+
+    with open(sfx_pool / "labels.csv", newline="", encoding="utf-8") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f)}
+    clips, credits = [], []
+    for cls, stem in GEN_SCENE:
+        row = rows[f"audio/{stem}.flac"]
+        assert row["label"] == cls and row["licence"].startswith(("CC0", "CC BY ")), row
+        clips.append((cls, sfx_pool / row["path"]))
+        credits.append({k: row[k] for k in ("path", "label", "original_name", "source", "licence", "author")})
+    return clips, credits
+
+
+def write_scene(name: str, audio: np.ndarray, labels: dict, out: Path) -> None:
     for layout, storage in BAGS[name]:
         bag = out / f"{name}_{layout}_{storage}"
         if bag.exists():
@@ -101,11 +142,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dev", type=Path, help="write the dev scenes (recordings 01/02) into this folder instead")
     ap.add_argument("--sounds45", type=Path, default=SOUNDS45)
+    ap.add_argument("--sfx-pool", type=Path, default=SFX_POOL)
     args = ap.parse_args()
     scenes, out = (DEV_SCENES, args.dev) if args.dev else (TEST_SCENES, DATA)
     out.mkdir(parents=True, exist_ok=True)
     for seed, (name, clips) in enumerate(scenes.items()):
-        write_scene(name, clips, out, args.sounds45, seed)
+        write_scene(name, *scene_audio(sounds45_clips(clips, args.sounds45), TARGETS, seed), out)
+    if not args.dev:
+        clips, credits = gen_clips(args.sfx_pool)
+        write_scene("gen1", *scene_audio(clips, GEN_TARGETS, seed=7, level_dbfs=GEN_LEVEL_DBFS), out)
+        (out / "gen1.sources.json").write_text(json.dumps(
+            {"note": "Audio of the gen1 bag: these sfx_pool clips, converted to 16 kHz mono int16, level "
+                     f"set to {GEN_LEVEL_DBFS} dBFS RMS, mixed over synthetic room noise. Each clip keeps "
+                     "its licence (CC0 1.0 or CC BY 3.0, https://creativecommons.org/licenses/by/3.0/); "
+                     "credit: the author column.", "clips": credits}, indent=1) + "\n")
     return 0
 
 
