@@ -23,7 +23,7 @@ import numpy as np
 
 from clap_core.errors import ClapError
 
-from .audio_sources import AudioChunk, StreamClock
+from .audio_chunks import AudioChunk, StreamClock
 from .messages import (AudioMessageError, RawPcmInfo, decode_mgonzs13, decode_raw_pcm,
                        stamp_to_seconds)
 

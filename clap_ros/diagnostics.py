@@ -11,7 +11,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audio_sources import STATE_ERROR, STATE_RUNNING, SourceHealth
+from .source_health import STATE_ERROR, STATE_RUNNING, SourceHealth
 
 OK, WARN, ERROR = b"\x00", b"\x01", b"\x02"  # diagnostic_msgs/DiagnosticStatus levels
 

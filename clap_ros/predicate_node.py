@@ -211,8 +211,9 @@ class PredicateNode:
             self.log.info(message)
 
     def _make_source(self) -> Any:
-        from .audio_sources import MicrophoneSource, TopicSource
+        from .microphone import MicrophoneSource
         from .messages import installed_audio_layout
+        from .topic_source import TopicSource
 
         s = self.settings
         if s.source == "microphone":
@@ -264,7 +265,7 @@ class PredicateNode:
     # -- inference thread ----------------------------------------------------------------------
     def _inference_loop(self) -> None:
         """Drain the source, run the engine, publish. Never dies on bad audio or a model error."""
-        from .audio_sources import coalesce
+        from .audio_chunks import coalesce
         while not self._stop.is_set():
             for chunk in coalesce(self.source.read(timeout=0.2)):
                 if self.recorder is not None:

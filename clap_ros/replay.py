@@ -14,7 +14,7 @@ from typing import Iterator
 from clap_core.audio_io import load_audio
 from clap_core.predicates import PredicateEngine, WindowResult
 
-from .audio_sources import AudioChunk
+from .audio_chunks import AudioChunk
 from .bag_io import AudioStream, BagError, read_bag_audio
 
 FILE_CHUNK_S = 10.0  # an audio file is read in pieces of this length (bounded memory)

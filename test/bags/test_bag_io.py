@@ -142,17 +142,22 @@ def test_unknown_sample_format_is_an_error(tmp_path: Path) -> None:
         _decode(tmp_path / "fmt")
 
 
-def test_committed_bags_are_what_make_bags_builds(sounds45) -> None:
-    """The committed scene is reproducible from sounds45 by test/bags/make_bags.py."""
+@pytest.mark.parametrize("scene", ["scene1", "gen1"])
+def test_committed_bags_are_what_make_bags_builds(sounds45, scene) -> None:
+    """The committed scenes are reproducible from ../shared/data by test/bags/make_bags.py."""
     import importlib.util
+    import json
 
     spec = importlib.util.spec_from_file_location("make_bags", Path(__file__).resolve().parent / "make_bags.py")
     make_bags = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_bags)
-    audio, labels = make_bags.scene_audio(make_bags.TEST_SCENES["scene1"], sounds45, seed=0)
-    _, decoded, _, _ = _decode(DATA / "scene1_stamped_mcap")
+    if scene == "scene1":
+        clips = make_bags.sounds45_clips(make_bags.TEST_SCENES["scene1"], sounds45)
+        audio, labels = make_bags.scene_audio(clips, make_bags.TARGETS, seed=0)
+    else:
+        clips, _ = make_bags.gen_clips(sounds45.parent / "sfx_pool")
+        audio, labels = make_bags.scene_audio(clips, make_bags.GEN_TARGETS, seed=7, level_dbfs=make_bags.GEN_LEVEL_DBFS)
+    _, decoded, _, _ = _decode(DATA / f"{scene}_stamped_mcap")
     assert len(decoded) == len(audio)
     assert np.max(np.abs(decoded - np.clip(audio, -1, 32767 / 32768))) <= 0.5 / 32768 + 1e-7
-    import json
-
-    assert json.loads((DATA / "scene1.labels.json").read_text())["events"] == labels["events"]
+    assert json.loads((DATA / f"{scene}.labels.json").read_text())["events"] == labels["events"]

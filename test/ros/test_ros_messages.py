@@ -17,9 +17,10 @@ pytest.importorskip("audio_common_msgs.msg", reason="interfaces are built by scr
 pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by scripts/setup.sh")
 
 from clap_core.errors import ConfigError  # noqa: E402
-from clap_ros.audio_sources import (  # noqa: E402
-    STATE_ERROR, STATE_RUNNING, STATE_SILENT, Backoff, ChunkQueue, StreamClock, TimedRing, TopicSource,
-)
+from clap_ros.audio_chunks import AudioChunk, ChunkQueue, StreamClock  # noqa: E402
+from clap_ros.microphone import TimedRing  # noqa: E402
+from clap_ros.source_health import STATE_ERROR, STATE_RUNNING, STATE_SILENT, Backoff  # noqa: E402
+from clap_ros.topic_source import TopicSource  # noqa: E402
 from clap_ros.messages import (  # noqa: E402
     LAYOUT_MGONZS13, LAYOUT_ROS_DRIVERS, AudioMessageError, RawPcmInfo, decode_mgonzs13, decode_raw_pcm,
     installed_audio_layout, predicates_msg,
@@ -190,7 +191,6 @@ def test_timed_ring_counts_overruns_and_keeps_segment_times() -> None:
 
 
 def test_chunk_queue_drops_oldest_beyond_its_seconds() -> None:
-    from clap_ros.audio_sources import AudioChunk
 
     q = ChunkQueue(max_seconds=1.0)
     for i in range(15):

@@ -5,7 +5,7 @@ import numpy as np
 
 
 def test_coalesce_joins_contiguous_chunks_and_keeps_gaps():
-    from clap_ros.audio_sources import AudioChunk, coalesce
+    from clap_ros.audio_chunks import AudioChunk, coalesce
 
     rate = 1000
     a = AudioChunk(np.ones(10, np.float32), rate, 0.0, arrival=1.0)
