@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clap_core.model import ClapModel
+
 rclpy = pytest.importorskip("rclpy", reason="rclpy is installed by scripts/setup.sh")
 pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by scripts/setup.sh")
 pytest.importorskip("audio_common_msgs.msg", reason="interfaces are built by scripts/setup.sh")
@@ -35,12 +37,11 @@ WEIGHTS = "default"
 MIN_SCORE_STD = 0.05  # default model on scene1: 0.10–0.36 per predicate; tiny random model: 2e-8
 
 
-def _replay(weights: str, bag: Path = BAG) -> list:
-    from clap_core import load_model
+def _replay(model: ClapModel, bag: Path = BAG) -> list:
     from clap_core.predicates import PredicateEngine, load_predicate_config
     from clap_ros.replay import open_source, replay
 
-    engine = PredicateEngine(load_model(weights), load_predicate_config(CONFIG), window_s=5.0, hop_s=HOP)
+    engine = PredicateEngine(model, load_predicate_config(CONFIG), window_s=5.0, hop_s=HOP)
     return list(replay(engine, open_source(bag)))
 
 
@@ -66,7 +67,7 @@ def test_live_node_matches_replay(tmp_path, default_model) -> None:
     from rclpy.qos import qos_profile_sensor_data
     from rclpy.serialization import deserialize_message
 
-    expected = _replay(WEIGHTS)
+    expected = _replay(default_model)
     _assert_informative(expected)
     topic = f"bag_audio_{os.getpid()}"
     node_proc = subprocess.Popen(
@@ -113,10 +114,10 @@ def test_live_node_matches_replay(tmp_path, default_model) -> None:
         assert np.allclose(np.asarray(msg.scores), res.scores, atol=1e-5)
         assert list(msg.flags) == res.flags
     _assert_informative(got)
-    _check_recording(tmp_path / "rec", WEIGHTS, expected)
+    _check_recording(tmp_path / "rec", default_model, expected)
 
 
-def _check_recording(rec_dir: Path, weights: str, expected: list) -> None:
+def _check_recording(rec_dir: Path, model: ClapModel, expected: list) -> None:
     """The node's black-box bag holds its audio and its messages; replaying it says the same."""
     from rosbags.highlevel import AnyReader
 
@@ -125,6 +126,6 @@ def _check_recording(rec_dir: Path, weights: str, expected: list) -> None:
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts["/audio_predicates"] == len(expected) and counts["/audio"] > 250
     assert counts.get("/diagnostics", 0) >= 1
-    again = _replay(weights, bag)
+    again = _replay(model, bag)
     assert [r.values for r in again] == [r.values for r in expected]
     assert np.allclose([r.scores for r in again], [r.scores for r in expected], atol=2e-3)  # int16 audio
