@@ -70,21 +70,46 @@ def test_replay_audio_file_and_human_output(tmp_path, capsys, tiny_model_dir) ->
 
 
 def test_score_numbers(tmp_path, capsys) -> None:
-    # windows 0-5, 1-6, ..., event 2-6 for "p": truth per window (overlap >= min(5, 4) / 2 = 2 s)
-    rows, values = [], [False, True, True, True, False, False, True, False]
-    for i, v in enumerate(values):
-        rows.append({"t_start": float(i), "t_end": i + 5.0, "predicates": {"p": {"value": v, "score": 0.9 if v else 0.1}}})
+    """Every number `score` prints, worked out by hand from the labels below (not with metrics.py).
+
+    Windows [i, i+5] for i = 0..7; timeline 12 s = 0.2 min. A window is true when the event fills
+    half of min(5, event length), don't care when it only touches, false otherwise.
+    p: event [2, 6] (needs 2 s): overlaps 3,4,4,3,2,1,0,0 → T T T T T ? F F.
+       values F T T T F F T F → tp 1,2,3; fn 0,4; fp 6; window 5 not scored → 7 windows,
+       precision 3/4, recall 3/5, F1 2/3; first on window overlapping the event ends at 6 → delay 4;
+       runs of on windows {1,2,3} (hits the event), {6} ([6, 11] misses [2, 6]) → 1 false alarm, 5/min.
+    q: event [8, 10] (needs 1 s): overlaps 0,0,0,0,1,2,2,2 → F F F F T T T T; window 7 skipped.
+       values T T F T F T T (skip) → tp 5,6; fp 0,1,3; fn 4 → 7 windows, precision 2/5, recall 2/3,
+       F1 1/2; delay 10 - 8 = 2; runs {0,1}, {3} ([3, 8] ends where the event starts), {5,6} →
+       2 false alarms (3 if counted per window), 10/min. Macro F1 (2/3 + 1/2) / 2 = 7/12.
+    """
+    p_values = [False, True, True, True, False, False, True, False]
+    q_values = [True, True, False, True, False, True, True, False]
+    rows = []
+    for i, (pv, qv) in enumerate(zip(p_values, q_values)):
+        rows.append({"t_start": float(i), "t_end": i + 5.0, "predicates": {
+            "p": {"value": pv, "score": 0.9 if pv else 0.1},
+            "q": {"value": qv, "score": None if i == 7 else (0.9 if qv else 0.1)}}})
     (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    (tmp_path / "l.json").write_text(json.dumps({"events": [{"start": 2.0, "end": 6.0, "predicate": "p"}]}))
+    (tmp_path / "l.json").write_text(json.dumps({"events": [{"start": 2.0, "end": 6.0, "predicate": "p"},
+                                                            {"start": 8.0, "end": 10.0, "predicate": "q"}]}))
     assert main(["score", str(tmp_path / "t.jsonl"), str(tmp_path / "l.json"), "--json"]) == 0
-    (s,) = json.loads(capsys.readouterr().out)["predicates"]
-    # overlaps with [2, 6]: 3, 4, 4, 3, 2, 1 s for windows starting 0..5 → true for 0..4, don't care
-    # for 5, false for 6, 7.  values: tp = 1,2,3 ; fn = 0,4 ; fp = 6 ; tn = 7
-    assert (s["precision"], s["recall"]) == (pytest.approx(3 / 4), pytest.approx(3 / 5))
-    assert s["detected"] == 1 and s["mean_delay_s"] == pytest.approx(6.0 - 2.0)
-    assert s["false_alarms"] == 1
+    report = json.loads(capsys.readouterr().out)
+    got = {s["name"]: s for s in report["predicates"]}
+    expected = {
+        "p": dict(windows=7, precision=3 / 4, recall=3 / 5, f1=2 / 3, events=1, detected=1, mean_delay_s=4.0,
+                  max_delay_s=4.0, false_alarms=1, false_alarms_per_min=5.0),
+        "q": dict(windows=7, precision=2 / 5, recall=2 / 3, f1=1 / 2, events=1, detected=1, mean_delay_s=2.0,
+                  max_delay_s=2.0, false_alarms=2, false_alarms_per_min=10.0),
+    }
+    for name, numbers in expected.items():
+        assert {k: got[name][k] for k in numbers} == pytest.approx(numbers, abs=1e-9), name
+    assert report["macro_f1"] == pytest.approx(7 / 12, abs=1e-9)
     assert main(["score", str(tmp_path / "t.jsonl"), str(tmp_path / "l.json")]) == 0
-    assert "macro F1" in capsys.readouterr().out
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == ["p", "7", "0.75", "0.60", "0.67", "1/1", "4.00", "5.00"]
+    assert table[2].split() == ["q", "7", "0.40", "0.67", "0.50", "1/1", "2.00", "10.00"]
+    assert table[3].split() == ["macro", "F1", "0.58"]
 
 
 def test_plot_writes_png(tmp_path) -> None:

@@ -3,7 +3,9 @@ silence, SIGTERM.
 
 These tests check the node's plumbing, not what it hears, so they use the suite's tiny real model
 (small CNN14 + 1-layer BERT, random weights, saved in the project's format) with a 1-s window: the
-same code path as the default model, a fraction of the start-up time.
+same code path as the default model, a fraction of the start-up time. Its scores are a constant
+(≈ 0.0032) and its values all False, so the one test about what a value *does* (held through a
+skipped window) runs its own node with the default model on a real recording.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by s
 pytest.importorskip("audio_common_msgs.msg", reason="interfaces are built by scripts/setup.sh")
 
 from node_harness import (  # noqa: E402
-    NodeProcess, RosClient, diagnostics_for, publish_audio, sensor_qos, status_values, wait_until_up,
+    ROOT, NodeProcess, RosClient, diagnostics_for, publish_audio, sensor_qos, status_values, wait_until_up,
 )
 
 RATE = 16000
@@ -212,3 +214,47 @@ def test_silent_topic_is_reported_in_diagnostics(session: Session) -> None:
 
 def test_sigterm_ends_the_node_with_exit_code_0(session: Session) -> None:
     assert session.node.stop(signal.SIGTERM) == 0, session.node.output
+
+
+# -- what the node hears: the default model on a real recording ------------------------------------
+SCENE1 = ROOT / "test" / "bags" / "data" / "scene1_stamped_mcap"  # water splashing from 1.0 to 5.1 s
+PREDICATES = ROOT / "test" / "bags" / "predicates.yaml"
+NAN_AT_S = 3.2  # inside the splash: skips the windows ending at 3.5 and 4.0 s (indices 5, 6)
+
+
+def _scene_audio(seconds: float) -> np.ndarray:
+    from clap_ros.bag_io import read_bag_audio
+
+    _, chunks = read_bag_audio(SCENE1)
+    audio = np.concatenate([c.samples for c in chunks]).astype(np.float32)
+    return audio[:int(seconds * RATE)].copy()
+
+
+def test_skipped_windows_hold_true_values(default_weights) -> None:
+    """The tiny model's values are all False, so 'hold' and 'reset' look alike there. With the default
+    model the splash turns water_splash True; a NaN inside it must keep it True, not reset it."""
+    from audio_common_msgs.msg import AudioStamped
+    from clap_ros_interfaces.msg import AudioPredicates
+
+    audio = _scene_audio(6.0)
+    audio[int(NAN_AT_S * RATE):int(NAN_AT_S * RATE) + 100] = np.nan
+    node = NodeProcess({"config": PREDICATES, "weights": default_weights, "source": "topic",
+                        "window_s": WINDOW, "hop_s": HOP})
+    client = RosClient()
+    try:
+        preds = client.collect(AudioPredicates, node.preds_topic)
+        pub = client.node.create_publisher(AudioStamped, node.audio_topic, sensor_qos())
+        wait_until_up(client, node, pub)
+        publish_audio(client, pub, audio, RATE, 1_000.0, speed=4.0, fmt="float32")
+        client.spin_until(lambda: len(preds) >= 11, 60, "11 windows", node)  # ends 1.0, 1.5, ..., 6.0
+    finally:
+        client.close()
+        node.kill()
+    splash = [m.names.index("water_splash") for m in preds][0]
+    values = [bool(m.values[splash]) for m in preds]
+    scored = np.array([m.scores[splash] for m in preds if "skipped" not in m.flags])
+    skipped = [i for i, m in enumerate(preds) if "skipped" in m.flags]
+    assert scored.std() > 0.1, scored  # measured 0.32 (scores 0.005–0.88); tiny model: 2e-8
+    assert skipped == [5, 6], [list(m.flags) for m in preds]  # windows ending at 3.5 and 4.0 s
+    assert values[4] and not values[-1], values  # on during the splash, off after it
+    assert values[5] == values[6] == values[4], values  # held through the skipped windows
