@@ -31,10 +31,10 @@ TOLERANCE = 1e-5
 COMPARED = ("train_loss", "val_loss", "a2t_r1", "t2a_r1", "temperature")
 
 
-def _train(tmp_path: Path, name: str, nproc: int, batch: int, config: dict, manifests: dict, sounds45: Path,
-           write_run_config) -> tuple[Path, str]:
+def _train(tmp_path: Path, name: str, nproc: int, batch: int, config: dict, paths: dict, sounds45: Path,
+           write_config) -> tuple[Path, str]:
     out = tmp_path / name
-    path = write_run_config(tmp_path / f"{name}.yaml", config, manifests, sounds45, out,
+    path = write_config(tmp_path / f"{name}.yaml", config, paths, sounds45, out,
                             model={"text_tower": "frozen"},
                             train={"epochs": 2, "device": "cpu", "batch_size": batch}, data={"zeroshot": None})
     env = dict(os.environ, OMP_NUM_THREADS="1")
