@@ -77,6 +77,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def default_weights() -> str:
+    """'default' when the embedded model is present; otherwise a skip that says why."""
+    from clap_core.errors import CheckpointError
+    from clap_core.weights_registry import resolve_weights
+
+    try:
+        resolve_weights("default")
+    except CheckpointError as exc:
+        pytest.skip(f"default model not available: {exc}")
+    return "default"
+
+
+@pytest.fixture(scope="session")
 def default_model():
     """The embedded default model, or a skip that says why (its weights may not be built yet)."""
     from clap_core import load_model

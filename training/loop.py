@@ -30,6 +30,7 @@ from clap_core.manifest import read_labelled_manifest
 
 from . import data as D
 from .config import TrainConfig, from_dict, check
+from .gather import gather_with_grad
 from .metrics import mean_normalised, retrieval_metrics, zeroshot_accuracy
 from .run_log import RunLog
 
@@ -166,15 +167,16 @@ def train_mode(model: nn.Module, config: TrainConfig) -> None:
 
 class ContrastiveStep(nn.Module):
     """Embeddings and loss in one forward(): DDP only tracks parameters (logit_scale included)
-    used inside the forward of the module it wraps."""
+    used inside the forward of the module it wraps. Under DDP the loss is over the global batch
+    (every rank's clips are negatives for every other's; see gather.py)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, waves: torch.Tensor, captions: list[str]) -> torch.Tensor:
-        audio = self.model.encode_audio(waves)
-        text = self.model.encode_text(captions)
+        audio = gather_with_grad(self.model.encode_audio(waves))
+        text = gather_with_grad(self.model.encode_text(captions))
         with torch.autocast(device_type=audio.device.type, enabled=False):  # the loss in float32
             return contrastive_loss(audio.float(), text.float(), self.model.logit_scale,
                                     self.model.config.logit_scale_max)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +45,31 @@ def test_eval_zeroshot_json_and_skips_bad_file(tiny_model_dir, small_manifest):
     assert 0.0 <= summary["accuracy"] <= 1.0 and summary["template"] == "This is a sound of {}."
     assert any("broken.flac" in s for s in summary["skipped"])
     assert "broken.flac" in result.stderr
+
+
+# (file, manifest label): two rows deliberately mislabelled. The default model puts >= 0.98 of its
+# probability on each file's real class (measured with clap-classify over these three labels), so
+# the hits are known from the folder names alone: 5 of 7 readable clips.
+LABELLED = [("HammerMetal/HammerMetal01.flac", "hammer metal"), ("HammerMetal/HammerMetal02.flac", "hammer metal"),
+            ("HammerMetal/HammerMetal03.flac", "hammer metal"), ("WaterSplash/WaterSplashing01.flac", "hammer metal"),
+            ("WaterSplash/WaterSplashing02.flac", "water splash"), ("BicycleBell/bikeBell01.flac", "bicycle bell"),
+            ("BicycleBell/bikeBell02.flac", "water splash")]
+
+
+def test_eval_accuracy_is_the_share_of_hits(default_weights, sounds45, tmp_path):
+    """Accuracy over clips (micro), per-class accuracy, skipped files not counted — worked out by hand:
+    hammer metal 3/4 (one splash labelled hammer), water splash 1/2 (one bell labelled splash),
+    bicycle bell 1/1; overall 5/7 (the per-class mean would be 3/4, counting the broken file 5/8)."""
+    (tmp_path / "broken.flac").write_bytes(b"fLaC not really")
+    lines = ["path,label"] + [f"{sounds45 / path},{label}" for path, label in LABELLED] + ["broken.flac,hammer metal"]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    result = _cli("clap-eval", "zeroshot", "--manifest", manifest, "--weights", default_weights, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["n"] == 7 and summary["n_classes"] == 3
+    assert summary["accuracy"] == pytest.approx(5 / 7, abs=1e-12)
+    assert summary["per_class"] == pytest.approx({"hammer metal": 3 / 4, "water splash": 1 / 2, "bicycle bell": 1.0})
 
 
 def test_eval_on_sounds45_with_msclap_layout_weights(msclap_checkpoint, sounds45):

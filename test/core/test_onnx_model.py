@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.signal import resample_poly as scipy_resample_poly
 
 from clap_core import ClapError, UnknownWeightsError
 from clap_core.audio_io import clip_windows, load_audio, resample
@@ -16,6 +17,7 @@ from clap_core.onnx_model import exportable, load_onnx_model
 from clap_core.reference import build_msclap_2022, msclap_wrapper_2022
 
 CLIPS = ["HammerMetal/HammerMetal01.flac", "WaterSplash/WaterSplashing02.flac", "BicycleBell/bikeBell03.flac"]
+RATE_BOUND = 2e-5  # max |diff| of 16-kHz-input embeddings (measured 2.9e-6; see the test)
 PROMPTS = ["This is a sound of hammer metal.", "a dog barking", "someone pours liquid into a glass"]
 
 # Runs in a fresh Python: what a node does with the model, and whether torch ever got imported.
@@ -85,10 +87,20 @@ def test_audio_embeddings_match_msclap(run, reference, windows) -> None:
 
 
 def test_other_rates_are_resampled_first(run, reference, windows) -> None:
-    upsampled = resample(resample(windows, 44100, 16000), 16000, 44100)
+    """16-kHz input: msclap's encoder on SciPy's own 16 → 44.1 kHz resampling (not the project's).
+
+    Random-weight CNN14 barely reacts to its input, so the bound is set from what is reached, not
+    from the parity bound: measured 2.9e-6 (2.3e-6 at 44.1 kHz, ONNX vs torch). A linear-interpolation
+    resampler moves the embedding by 8.4e-4, no resampling (16-kHz samples read as 44.1 kHz) by 6e-3,
+    the original 44.1-kHz windows (no 8-kHz low-pass) by 1.1e-3 — asserted below to stay far outside.
+    """
+    at_16k = resample(windows, 44100, 16000).astype(np.float64)  # what the child was given
+    upsampled = scipy_resample_poly(at_16k, 44100, 16000, axis=-1).astype(np.float32)
     with torch.no_grad():
-        expected = reference.audio_encoder(torch.from_numpy(np.ascontiguousarray(upsampled)))[0]
-    _assert_parity(run[1]["at_16k"], expected)
+        expected = reference.audio_encoder(torch.from_numpy(upsampled))[0].numpy()
+        original = reference.audio_encoder(torch.from_numpy(windows))[0].numpy()
+    assert np.abs(run[1]["at_16k"] - expected).max() <= RATE_BOUND
+    assert np.abs(original - expected).max() > 20 * RATE_BOUND
 
 
 def test_text_embeddings_match_msclap(run, msclap_checkpoint) -> None:

@@ -25,7 +25,7 @@ def test_stream_resampler_matches_whole_signal(from_sr: int, to_sr: int) -> None
     parts.append(r.process(rest, np.zeros(len(rest), np.uint8), final=True)[0])
     streamed = np.concatenate(parts)
     assert len(streamed) == len(whole)
-    assert np.max(np.abs(streamed - whole)) < 1e-5
+    assert np.max(np.abs(streamed - whole)) < 1e-6  # measured 8.9e-8
 
 
 def _push_all(w: Windower, x: np.ndarray, sr: int, chunk: int, t0: float = 100.0):

@@ -21,19 +21,6 @@ def client():
     c.close()
 
 
-@pytest.fixture(scope="session")
-def default_weights() -> str:
-    """'default' when the embedded model is present; otherwise a skip that says why."""
-    from clap_core.errors import CheckpointError
-    from clap_core.weights_registry import resolve_weights
-
-    try:
-        resolve_weights("default")
-    except CheckpointError as exc:
-        pytest.skip(f"default model not available: {exc}")
-    return "default"
-
-
 class PulseServer:
     """A private PulseAudio daemon with a null sink `vsink` whose monitor is the source `virtmic`.
 
