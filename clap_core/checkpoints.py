@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from .config import ModelConfig, TextTowerConfig, msclap_2022_config
 from .errors import CheckpointError, ConfigError
 from .model import ClapModel, create_model
+from .projection import text_input_width
 from .towers.base import TextTower
 from .towers.child_text import ChildProcessTextTower
 from .towers.registry import build_text_tower
@@ -127,7 +128,7 @@ def _load_project(directory: Path, isolate_text: bool = False) -> ClapModel:
     weights = directory / WEIGHTS_FILE
     state = _read_safetensors(weights)
     source = TextTowerSource(config.text, "" if config.text.weights_from_package else str(weights), "project")
-    width = _text_width(state, "text_projection.linear1.weight", str(weights)) if isolate_text else None
+    width = _text_width(state, "text_projection.", str(weights)) if isolate_text else None
     model = _new_model(config, source, width)
     _load_state(model, state, str(weights), _package_prefixes(config), isolate_text)
     return model.eval()
@@ -174,11 +175,12 @@ class TextTowerSource:
                 if k.startswith(prefix)}
 
 
-def _text_width(state: Mapping[str, torch.Tensor], key: str, where: str) -> int:
-    """The text tower's output width, read from the text projection's first matrix."""
-    if key not in state:
-        raise CheckpointError(f"{where}: {_key_list('missing', [key])}")
-    return int(state[key].shape[1])
+def _text_width(state: Mapping[str, torch.Tensor], prefix: str, where: str) -> int:
+    """The text tower's output width, read from the stored text projection's first matrix or label bank."""
+    width = text_input_width(state, prefix)
+    if width is None:
+        raise CheckpointError(f"{where}: {_key_list('missing', [prefix + 'linear1.weight'])}")
+    return width
 
 
 def _new_model(config: ModelConfig, source: TextTowerSource, isolated_text_width: int | None) -> ClapModel:
@@ -294,7 +296,7 @@ def msclap_to_project_state(model: ClapModel, state: Mapping[str, torch.Tensor],
 def _load_msclap(path: Path, state: dict[str, torch.Tensor], isolate_text: bool = False) -> ClapModel:
     config = msclap_2022_config()
     source = TextTowerSource(config.text, str(path), "msclap-2022")
-    width = _text_width(state, "caption_encoder.projection.linear1.weight", str(path)) if isolate_text else None
+    width = _text_width(state, "caption_encoder.projection.", str(path)) if isolate_text else None
     model = _new_model(config, source, width)
     mapped = msclap_to_project_state(model, state, str(path))
     _load_state(model, mapped, str(path), [], isolate_text, file_name=_msclap_name)

@@ -39,6 +39,17 @@ class TextTowerConfig:
 
 
 @dataclass
+class ProjectionConfig:
+    """A projection head (`clap_core/projection.py`): `kind` mlp | label_space | fused, and its
+    options — label_space: labels (count), offset (audio: where the class probabilities start in
+    the tower output), tau (text); fused: parts, a list of {kind, weight, options, dim}; an mlp
+    inside a fused head: dim (its output width)."""
+
+    kind: str = "mlp"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ModelConfig:
     """The whole CLAP model: two towers, two projections into a shared space, a learned scale."""
 
@@ -47,6 +58,8 @@ class ModelConfig:
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     embed_dim: int = 1024
     projection_dropout: float = 0.5
+    audio_projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    text_projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     clip_seconds: float = 5.0
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0
@@ -61,7 +74,8 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"model config: expected a mapping, got {type(data).__name__}")
         kwargs: dict[str, Any] = {}
-        nested = {"audio": AudioTowerConfig, "text": TextTowerConfig}
+        nested = {"audio": AudioTowerConfig, "text": TextTowerConfig, "audio_projection": ProjectionConfig,
+                  "text_projection": ProjectionConfig}
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in data.items():
             if key not in known:

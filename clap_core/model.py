@@ -12,7 +12,7 @@ from .audio_io import resample, waveform_batch
 from .config import DEFAULT_TEMPLATE, ModelConfig
 from .errors import ClapError
 from .losses import scaled_cosine
-from .projection import Projection
+from .projection import build_projection
 from .towers.base import AudioTower, TextTower
 from .towers.registry import build_audio_tower, build_text_tower
 
@@ -25,8 +25,10 @@ class ClapModel(nn.Module):
         self.config = config
         self.audio_tower = audio_tower
         self.text_tower: TextTower | None = text_tower
-        self.audio_projection = Projection(audio_tower.out_dim, config.embed_dim, config.projection_dropout)
-        self.text_projection = Projection(text_tower.out_dim, config.embed_dim, config.projection_dropout)
+        self.audio_projection = build_projection(config.audio_projection, "audio", audio_tower.out_dim,
+                                                 config.embed_dim, config.projection_dropout)
+        self.text_projection = build_projection(config.text_projection, "text", text_tower.out_dim,
+                                                config.embed_dim, config.projection_dropout)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         # Rebuilds the text tower after `release_text_tower()`; set by the checkpoint loader.
         self.text_tower_loader: Callable[[], TextTower] | None = None

@@ -1,14 +1,35 @@
-"""Projection head into the joint space: Linear → GELU → Linear → dropout, residual, LayerNorm."""
+"""Projection heads into the joint space, chosen by a `ProjectionConfig` (one factory, one table).
+
+- `mlp` (CLAP 2022): Linear → GELU → Linear → dropout, residual, LayerNorm.
+- `label_space`: the joint space is AudioSet's label set. Audio side: the tower's class
+  probabilities (a slice of its output). Text side: softmax over the labels of
+  cos(text, label prompt) / τ, with the label prompts' embeddings stored in the checkpoint. No
+  training: a text scores high where the audio tagger hears labels that mean the same.
+- `fused`: several heads side by side, each output unit-normalised and scaled by √weight, so the
+  cosine of two fused vectors is the weighted sum of the heads' cosines.
+All heads are row-wise (applied on the last axis), so they work on per-window and per-part features.
+"""
 from __future__ import annotations
+
+import math
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ProjectionConfig
+from .errors import ConfigError
+
+KINDS = ("mlp", "label_space", "fused")
+
 
 class Projection(nn.Module):
+    """The CLAP 2022 head."""
+
     def __init__(self, d_in: int, d_out: int, dropout: float = 0.5) -> None:
         super().__init__()
+        self.out_dim = d_out
         self.linear1 = nn.Linear(d_in, d_out, bias=False)
         self.linear2 = nn.Linear(d_out, d_out, bias=False)
         self.layer_norm = nn.LayerNorm(d_out)
@@ -17,3 +38,92 @@ class Projection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.linear1(x)
         return self.layer_norm(first + self.drop(self.linear2(F.gelu(first))))
+
+
+class AudioLabelSpace(nn.Module):
+    """The tower's class probabilities `x[..., offset:offset + labels]`, as they are."""
+
+    def __init__(self, d_in: int, labels: int, offset: int = 0) -> None:
+        super().__init__()
+        if offset + labels > d_in:
+            raise ConfigError(f"audio projection: labels {offset}+{labels} exceed the tower's {d_in} outputs")
+        self.offset, self.out_dim = int(offset), int(labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.offset:self.offset + self.out_dim]
+
+
+class TextLabelSpace(nn.Module):
+    """softmax over labels of cos(x, label_j) / tau; the unit label embeddings are a buffer."""
+
+    def __init__(self, d_in: int, labels: int, tau: float = 0.05) -> None:
+        super().__init__()
+        if not tau > 0:
+            raise ConfigError(f"text projection: tau must be positive, got {tau}")
+        self.tau, self.out_dim = float(tau), int(labels)
+        self.register_buffer("labels", torch.zeros(int(labels), d_in))  # filled by the checkpoint
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(F.normalize(x, dim=-1) @ self.labels.T / self.tau, dim=-1)
+
+
+class Fused(nn.Module):
+    """Heads side by side: `[√w_1 · unit(h_1(x)), √w_2 · unit(h_2(x)), …]`."""
+
+    def __init__(self, parts: list[nn.Module], weights: list[float]) -> None:
+        super().__init__()
+        if not parts or len(parts) != len(weights) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ConfigError("fused projection: needs parts with non-negative weights that sum to more than 0")
+        self.parts = nn.ModuleList(parts)
+        total = sum(weights)
+        self.scales = [math.sqrt(w / total) for w in weights]
+        self.out_dim = sum(int(p.out_dim) for p in parts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([s * F.normalize(p(x), dim=-1) for s, p in zip(self.scales, self.parts)], dim=-1)
+
+
+def build_projection(cfg: ProjectionConfig, side: str, d_in: int, d_out: int, dropout: float) -> nn.Module:
+    """The head `cfg` describes, from `d_in` tower features to the `d_out`-wide joint space."""
+    head = _build(cfg.kind, cfg.options, side, d_in, d_out, dropout, f"{side}_projection")
+    if int(head.out_dim) != int(d_out):
+        raise ConfigError(f"{side}_projection: gives {head.out_dim} values but embed_dim is {d_out}")
+    return head
+
+
+def _build(kind: str, options: Mapping[str, Any], side: str, d_in: int, d_out: int, dropout: float,
+           where: str) -> nn.Module:
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind: unknown projection '{kind}' (known: {', '.join(KINDS)})")
+    try:
+        if kind == "mlp":
+            return Projection(d_in, int(options.get("dim", d_out)), dropout)
+        if kind == "label_space":
+            labels = int(options["labels"])
+            if side == "audio":
+                return AudioLabelSpace(d_in, labels, int(options.get("offset", 0)))
+            return TextLabelSpace(d_in, labels, float(options.get("tau", 0.05)))
+        parts = list(options["parts"])
+        heads = [_build(p.get("kind", "mlp"), {**p.get("options", {}), **({"dim": p["dim"]} if "dim" in p else {})},
+                        side, d_in, d_out, dropout, f"{where}.parts[{i}]") for i, p in enumerate(parts)]
+        return Fused(heads, [float(p.get("weight", 1.0)) for p in parts])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}.options: invalid for kind '{kind}' ({type(exc).__name__}: {exc})") from None
+
+
+def mlp_heads(projection: nn.Module) -> list[Projection]:
+    """The trainable CLAP 2022 heads inside a projection (itself, or the parts of a fused one)."""
+    if isinstance(projection, Projection):
+        return [projection]
+    if isinstance(projection, Fused):
+        return [h for p in projection.parts for h in mlp_heads(p)]
+    return []
+
+
+def text_input_width(state: Mapping[str, torch.Tensor], prefix: str = "text_projection.") -> int | None:
+    """The text tower's width as the stored text projection says (for a model whose text tower runs
+    elsewhere): the input side of its first matrix or label bank; None if it holds neither."""
+    for key in sorted(state):
+        if key.startswith(prefix) and key.endswith(("linear1.weight", "labels")):
+            return int(state[key].shape[1])
+    return None

@@ -14,6 +14,7 @@ from clap_core import load_model
 from clap_core.audio_io import clip_windows, load_audio, resample
 from clap_core.config import AudioTowerConfig
 from clap_core.errors import ConfigError
+from clap_core.projection import mlp_heads
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "clap_core" / "weights" / "default"
 
@@ -166,8 +167,8 @@ def test_text_centring_removes_what_label_prompts_share():
     label_space_init(model, audio_probs=probs, prior_power=0.5, text_center=True)
     with torch.no_grad():
         u = torch.nn.functional.normalize(label_bank(model).mean(0), dim=0)
-    text_map = model.text_projection.linear1.weight
-    audio_map = model.audio_projection.linear1.weight[:, EMBED_DIM:]
+    text_map = mlp_heads(model.text_projection)[0].linear1.weight
+    audio_map = mlp_heads(model.audio_projection)[0].linear1.weight[:, EMBED_DIM:]
     assert (text_map @ u).norm() < 1e-4 and (u @ audio_map).norm() < 1e-4 * audio_map.norm()
     with pytest.raises(ConfigError, match="audio_probs"):
         label_space_init(model, prior_power=0.5)
@@ -231,5 +232,5 @@ def test_centred_initialisation_removes_the_shared_audio_direction():
     model = create_model(model_config())
     probs = np.random.default_rng(0).uniform(0, 1, (5, 521)).astype(np.float32)
     label_space_init(model, audio_probs=probs, center_audio=True)
-    mapped = torch.from_numpy(probs) @ model.audio_projection.linear1.weight[:, EMBED_DIM:].T
+    mapped = torch.from_numpy(probs) @ mlp_heads(model.audio_projection)[0].linear1.weight[:, EMBED_DIM:].T
     assert mapped.mean(0).norm() < 1e-4 * mapped.norm(dim=1).mean()
