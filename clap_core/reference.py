@@ -83,3 +83,57 @@ def msclap_text_inputs(texts: list[str], max_length: int = 100) -> dict[str, tor
     tokens = bert_uncased_tokenizer()(texts, padding="max_length", truncation=True, max_length=max_length,
                                       return_tensors="pt")
     return {k: tokens[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+
+
+def build_msclap_2023_wrapper(empty_checkpoint: str | Path, tokenizer_folder: str | Path, seed: int = 0):
+    """msclap's own `CLAPWrapper(path, version="2023")`, built offline, with seeded random weights.
+
+    msclap would download GPT-2 and its tokenizer: `AutoModel.from_pretrained` returns
+    `GPT2Model(GPT2Config())` instead, and `AutoTokenizer.from_pretrained` a GPT-2 tokenizer from
+    the given `vocab.json`/`merges.txt`, given the `encode_plus` that transformers 5 removed
+    (forwarding to `__call__`, same arguments). `empty_checkpoint` must hold `{"model": {}}`:
+    msclap loads it with `strict=False`, i.e. keeps its random initialisation, which is then
+    randomised further (BatchNorm statistics, LayerNorm affines, logit scale).
+    """
+    import transformers  # noqa: F401  (must come before the torchaudio stub)
+    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
+
+    _stub_torchaudio()
+    import msclap.CLAPWrapper as wrapper_module
+    import msclap.models.clap as msclap_clap
+
+    folder = Path(tokenizer_folder)
+
+    def tokenizer(*_args, **_kwargs):
+        tok = GPT2TokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
+        tok.encode_plus = tok.__call__
+        return tok
+
+    originals = (msclap_clap.AutoModel.from_pretrained, wrapper_module.AutoTokenizer.from_pretrained)
+    msclap_clap.AutoModel.from_pretrained = lambda *a, **k: GPT2Model(GPT2Config())
+    wrapper_module.AutoTokenizer.from_pretrained = tokenizer
+    try:
+        torch.manual_seed(seed)
+        wrapper = wrapper_module.CLAPWrapper(str(empty_checkpoint), version="2023")
+    finally:
+        msclap_clap.AutoModel.from_pretrained, wrapper_module.AutoTokenizer.from_pretrained = originals
+    _randomise_norms(wrapper.clap, seed + 1)
+    return wrapper
+
+
+def _randomise_norms(model: torch.nn.Module, seed: int) -> None:
+    """Non-trivial BatchNorm statistics, LayerNorm affines and logit scale, so nothing that folds,
+    skips or reorders normalisation goes unnoticed."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                n = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) and module.weight is not None:
+                shape = module.weight.shape
+                module.weight.copy_(1.0 + 0.1 * torch.randn(shape, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(shape, generator=generator))
+        model.logit_scale.add_(0.1 * torch.randn((), generator=generator))
+    model.eval()

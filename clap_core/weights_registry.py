@@ -28,6 +28,13 @@ NAMED_WEIGHTS: dict[str, NamedWeights] = {
         how_to_get=("download CLAP_weights_2022.pth from the Hugging Face repo microsoft/msclap into "
                     "$CLAP_WEIGHTS_DIR (default ~/.cache/clap_ros), or pass its path as weights"),
     ),
+    "msclap-2023": NamedWeights(
+        "msclap-2023", "Microsoft CLAP 2023 (HTS-AT + GPT-2, 7-s clips)", "CLAP_weights_2023.pth",
+        shipped=False,
+        how_to_get=("download CLAP_weights_2023.pth from the Hugging Face repo microsoft/msclap into "
+                    "$CLAP_WEIGHTS_DIR (default ~/.cache/clap_ros), with GPT-2's vocab.json and merges.txt "
+                    "in its gpt2/ subfolder, or pass its path as weights"),
+    ),
 }
 
 
