@@ -134,7 +134,7 @@ def test_model_settings_follow_msclap_config(ms23):
     assert model.clip_seconds == wrapper.args.duration == 7
     assert model.sample_rate == wrapper.args.sampling_rate
     assert model.text_tower.max_length == wrapper.args.text_len
-    assert float(model.logit_scale) == pytest.approx(float(wrapper.clap.logit_scale))
+    assert model.logit_scale.item() == pytest.approx(wrapper.clap.logit_scale.item())
 
 
 def test_unknown_missing_and_bad_keys_are_named(ms23):
@@ -166,3 +166,10 @@ def test_missing_tokenizer_names_the_files(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(ConfigError, match=r"vocab\.json and merges\.txt not found in .*gpt2.*gpt2_bpe"):
         build_text_tower(msclap_2023_config().text)
+
+
+def test_isolated_text_tower_gives_the_same_embeddings(ms23):
+    """The node's set-up: GPT-2 runs in a child process that loads its tensors from the 2023 file."""
+    wrapper, _, path = ms23
+    isolated = load_model(path, isolate_text=True)
+    assert (wrapper.get_text_embeddings(PROMPTS[:2]) - isolated.embed_text(PROMPTS[:2])).abs().max() <= 1e-3
