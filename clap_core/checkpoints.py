@@ -330,7 +330,9 @@ def load_checkpoint(path: str | Path, isolate_text: bool = False) -> ClapModel:
     """
     path = Path(path)
     if path.is_dir():
-        return _load_project(path, isolate_text)
+        from .laion import is_laion_folder, load_laion  # a transformers ClapModel folder (LAION-CLAP)
+
+        return load_laion(path) if is_laion_folder(path) else _load_project(path, isolate_text)
     if path.suffix == ".safetensors":
         return _load_project(path.parent, isolate_text)
     if not path.exists():

@@ -35,6 +35,18 @@ NAMED_WEIGHTS: dict[str, NamedWeights] = {
                     "$CLAP_WEIGHTS_DIR (default ~/.cache/clap_ros), with GPT-2's vocab.json and merges.txt "
                     "in its gpt2/ subfolder, or pass its path as weights"),
     ),
+    "laion-clap-htsat-unfused": NamedWeights(
+        "laion-clap-htsat-unfused", "LAION-CLAP HTS-AT + RoBERTa (transformers ClapModel, 10-s clips)",
+        "laion--clap-htsat-unfused", shipped=False,
+        how_to_get=("save laion/clap-htsat-unfused (ClapModel + ClapProcessor, save_pretrained) into "
+                    "$CLAP_WEIGHTS_DIR/laion--clap-htsat-unfused (default ~/.cache/clap_ros)"),
+    ),
+    "laion-larger-clap-general": NamedWeights(
+        "laion-larger-clap-general", "LAION-CLAP larger, general audio (transformers ClapModel, 10-s clips)",
+        "laion--larger_clap_general", shipped=False,
+        how_to_get=("save laion/larger_clap_general (ClapModel + ClapProcessor, save_pretrained) into "
+                    "$CLAP_WEIGHTS_DIR/laion--larger_clap_general (default ~/.cache/clap_ros)"),
+    ),
 }
 
 
