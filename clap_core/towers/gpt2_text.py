@@ -22,7 +22,8 @@ from .base import TextTower
 
 PAD_TOKEN = "!"  # GPT-2 id 0, msclap's pad token
 TOKENIZER_FOLDER = "gpt2"
-HOW_TO_GET = ("build them offline from the openai-whisper sdist (scripts/setup.sh fetches it into .cache/gpt2): "
+HOW_TO_GET = ("`clap-weights download msclap-2023` fetches them; offline, build them from the openai-whisper sdist "
+              "(scripts/setup.sh fetches it into .cache/gpt2): "
               "`python -m clap_core.gpt2_bpe whisper/assets/gpt2.tiktoken ~/.cache/clap_ros/gpt2`")
 
 

@@ -173,3 +173,13 @@ def test_isolated_text_tower_gives_the_same_embeddings(ms23):
     wrapper, _, path = ms23
     isolated = load_model(path, isolate_text=True)
     assert (wrapper.get_text_embeddings(PROMPTS[:2]) - isolated.embed_text(PROMPTS[:2])).abs().max() <= 1e-3
+
+
+def test_convert_to_project_format_round_trips(ms23, tmp_path, capsys):
+    from clap_core.cli.weights import main
+
+    wrapper, model, path = ms23
+    assert main(["convert", str(path), str(tmp_path / "converted")]) == 0
+    converted = load_model(tmp_path / "converted")
+    assert converted.config.name == "msclap-2023" and converted.clip_seconds == 7.0
+    assert torch.equal(converted.embed_text(PROMPTS[:1]), model.embed_text(PROMPTS[:1]))
