@@ -137,3 +137,59 @@ def _randomise_norms(model: torch.nn.Module, seed: int) -> None:
                 module.bias.copy_(0.1 * torch.randn(shape, generator=generator))
         model.logit_scale.add_(0.1 * torch.randn((), generator=generator))
     model.eval()
+
+
+def roberta_style_tokenizer(ranks: str | Path, folder: str | Path):
+    """A RoBERTa-style BPE tokenizer built offline from GPT-2's ranks: RoBERTa's special tokens
+    (<s> 0, <pad> 1, </s> 2, <unk> 3) in front of GPT-2's tokens, <mask> last. The ids are not
+    LAION's RoBERTa ids (that vocabulary is not derivable offline); with random weights it does
+    not matter."""
+    import json
+
+    from transformers import RobertaTokenizerFast
+
+    from .gpt2_bpe import END_OF_TEXT, write_tokenizer_files
+
+    folder = Path(folder)
+    gpt2 = write_tokenizer_files(Path(ranks), folder / "gpt2")
+    vocab = json.loads((gpt2 / "vocab.json").read_text())
+    del vocab[END_OF_TEXT]
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{k: v + 4 for k, v in vocab.items()}}
+    vocab["<mask>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text((gpt2 / "merges.txt").read_text())
+    return RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
+
+
+def write_random_laion_folder(folder: str | Path, ranks: str | Path, small: bool = True, seed: int = 0):
+    """A `transformers.ClapModel` with seeded random weights + its `ClapProcessor`, saved as
+    `save_pretrained` writes them. `small=False`: the default `ClapConfig` (laion/clap-htsat-unfused's
+    size: HTS-AT tiny + RoBERTa-base). Returns (model, processor)."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+
+    folder = Path(folder)
+    tokenizer = roberta_style_tokenizer(ranks, folder.parent / f"{folder.name}-tokenizer")
+    text = dict(vocab_size=len(tokenizer), pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    audio: dict = {}
+    if small:
+        text.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+        audio = dict(hidden_size=128, patch_embeds_hidden_size=16, depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 2, 4])
+    torch.manual_seed(seed)
+    model = ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=24 if small else 512)).eval()
+    # rand_trunc: what the hub's laion/clap-htsat-unfused uses, random for clips over 10 s.
+    processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tokenizer)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return model, processor
+
+
+def write_random_2023_checkpoint(path: str | Path, tokenizer_folder: str | Path, seed: int = 0):
+    """`{"model": state_dict}` of msclap's own 2023 model with seeded random weights (real size,
+    ~640 MB). Returns the msclap wrapper it came from."""
+    path = Path(path)
+    empty = path.with_name(path.stem + ".empty.pth")
+    torch.save({"model": {}}, str(empty))
+    wrapper = build_msclap_2023_wrapper(empty, tokenizer_folder, seed)
+    empty.unlink()
+    torch.save({"model": wrapper.clap.state_dict()}, str(path))
+    return wrapper

@@ -7,7 +7,6 @@ LAION's (RoBERTa's vocabulary is not derivable offline), which does not matter w
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ import soundfile as sf
 import torch
 
 from clap_core import CheckpointError, load_model
-from clap_core.gpt2_bpe import write_tokenizer_files
 from clap_core.resample import resample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,40 +23,18 @@ SOUNDS = ROOT.parent / "shared" / "data" / "sounds45"
 PROMPTS = ["This is a sound of water.", "a bicycle bell rings", "Hello world"]
 
 
-def _roberta_style_tokenizer(folder: Path):
-    from transformers import RobertaTokenizerFast
-
-    gpt2 = write_tokenizer_files(RANKS, folder / "gpt2")
-    vocab = json.loads((gpt2 / "vocab.json").read_text())
-    del vocab["<|endoftext|>"]
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{k: v + 4 for k, v in vocab.items()}}
-    vocab["<mask>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text((gpt2 / "merges.txt").read_text())
-    return RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
-
-
 @pytest.fixture(scope="session")
 def laion(tmp_path_factory):
     """(transformers ClapModel, its ClapProcessor, weights folder holding the saved model)."""
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+    from clap_core.reference import roberta_style_tokenizer, write_random_laion_folder
 
     if not RANKS.is_file():
         pytest.fail(f"{RANKS} missing: run scripts/setup.sh (it fetches the openai-whisper sdist)")
     base = tmp_path_factory.mktemp("laion")
-    tokenizer = _roberta_style_tokenizer(base)
+    tokenizer = roberta_style_tokenizer(RANKS, base / "check")
     assert tokenizer("Hello world")["input_ids"] == [0, 15496 + 4, 995 + 4, 2]  # GPT-2's ids, shifted
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                intermediate_size=64, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-    audio = dict(hidden_size=128, patch_embeds_hidden_size=16, depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 2, 4])
-    torch.manual_seed(0)
-    model = ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=24)).eval()
-    # rand_trunc: what the hub's laion/clap-htsat-unfused uses, random for clips over 10 s.
-    processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tokenizer)
     weights = base / "weights"
-    folder = weights / "laion--clap-htsat-unfused"
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    model, processor = write_random_laion_folder(weights / "laion--clap-htsat-unfused", RANKS)
     return model, processor, weights
 
 
