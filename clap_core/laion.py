@@ -67,6 +67,7 @@ class LaionClapModel(nn.Module):
                                   f"({str(exc).strip().splitlines()[0][:200]})") from None
         _check_loading_info(folder, info)
         self.hf = hf.eval()
+        self.folder = folder
         extractor = self.processor.feature_extractor
         vocab = self.hf.config.text_config.vocab_size
         if len(self.processor.tokenizer) > vocab:
@@ -124,6 +125,8 @@ class LaionClapModel(nn.Module):
             raise TypeError("embed_text takes a list of strings, not one string")
         if len(texts) == 0:
             return torch.empty(0, self.embed_dim, device=self.device)
+        if self.hf.text_model is None:
+            self._reload_text_model()
         tokens = self.processor.tokenizer(list(texts), padding=True, return_tensors="pt")
         tokens = {k: v.to(self.device) for k, v in tokens.items()}
         with torch.inference_mode():
@@ -139,8 +142,19 @@ class LaionClapModel(nn.Module):
         return torch.sigmoid(logits) if multi_label else F.softmax(logits, dim=-1)
 
     def release_text_tower(self) -> bool:
-        """The text model is part of one `transformers` module here: kept."""
-        return False
+        """Drop the text model and its projection once prompt embeddings are cached (RoBERTa-base:
+        about half the model's memory); `embed_text` reloads them from the folder."""
+        self.hf.text_model = None
+        self.hf.text_projection = None
+        return True
+
+    def _reload_text_model(self) -> None:
+        from transformers import ClapModel as HFClapModel
+
+        full, info = HFClapModel.from_pretrained(str(self.folder), local_files_only=True, output_loading_info=True)
+        _check_loading_info(self.folder, info)
+        self.hf.text_model = full.text_model.to(self.device).eval()
+        self.hf.text_projection = full.text_projection.to(self.device).eval()
 
 
 def load_laion(folder: Path) -> LaionClapModel:

@@ -87,3 +87,13 @@ def test_folder_without_processor_is_a_clear_error(laion, tmp_path):
     model.save_pretrained(tmp_path / "bare")
     with pytest.raises(CheckpointError, match="processor_config.json or preprocessor_config.json"):
         load_model(tmp_path / "bare")
+
+
+def test_released_text_model_reloads_to_the_same_embeddings(laion):
+    _, _, weights = laion
+    ours = load_model(weights / "laion--clap-htsat-unfused")
+    before = ours.embed_text(PROMPTS)
+    assert ours.release_text_tower() and ours.hf.text_model is None
+    clip = _clips_48k(1)[0]
+    audio = ours.embed_audio(clip, 48000)  # the audio path does not need the text model
+    assert torch.equal(ours.embed_text(PROMPTS), before) and audio.shape == (1, 24)
