@@ -142,8 +142,9 @@ class LaionClapModel(nn.Module):
         return torch.sigmoid(logits) if multi_label else F.softmax(logits, dim=-1)
 
     def release_text_tower(self) -> bool:
-        """Drop the text model and its projection once prompt embeddings are cached (RoBERTa-base:
-        about half the model's memory); `embed_text` reloads them from the folder."""
+        """Drop the text model and its projection once prompt embeddings are cached; `embed_text`
+        reloads them from the folder. (Measured: the node's RSS does not drop, ≈1.0 GB either way —
+        the tensors view one memory-mapped weights file whose touched pages stay resident.)"""
         self.hf.text_model = None
         self.hf.text_projection = None
         return True
