@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 from ..errors import CheckpointError, ClapError
@@ -62,18 +61,20 @@ def _sha256(path: Path) -> str:
 
 
 def _fetch(repo: str, repo_file: str, target: Path) -> Path:
-    """One file, checked against the SHA-256 the hub publishes for large (LFS) files."""
+    """One file straight into `target`'s folder, checked against the SHA-256 the hub publishes for
+    large (LFS) files."""
     from huggingface_hub import HfApi, hf_hub_download
 
-    downloaded = Path(hf_hub_download(repo, repo_file))
+    if target.name != Path(repo_file).name:
+        raise ClapError(f"registry: {repo}/{repo_file} would land under another name than {target}")
+    downloaded = Path(hf_hub_download(repo, repo_file, local_dir=str(target.parent)))
     info = next(iter(HfApi().get_paths_info(repo, [repo_file])), None)
     lfs = getattr(info, "lfs", None)
     if lfs is not None and _sha256(downloaded) != lfs.sha256:
+        downloaded.unlink()
         raise CheckpointError(f"{repo}/{repo_file}: SHA-256 differs from the one the hub publishes; "
-                              "delete it from the Hugging Face cache and download again")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(downloaded, target)
-    return target
+                              "the file was deleted, download it again")
+    return downloaded
 
 
 def _download(name: str) -> int:
