@@ -118,7 +118,24 @@ def build_msclap_2023_wrapper(empty_checkpoint: str | Path, tokenizer_folder: st
     finally:
         msclap_clap.AutoModel.from_pretrained, wrapper_module.AutoTokenizer.from_pretrained = originals
     _randomise_norms(wrapper.clap, seed + 1)
+    _spread_transformer(wrapper.clap.audio_encoder.base, seed + 2)
     return wrapper
+
+
+def _spread_transformer(module: torch.nn.Module, seed: int) -> None:
+    """HTS-AT's own initialisation (std 0.02 linear layers, near-zero position biases) makes a
+    random model almost blind to its input: clip embeddings agree to cosine 0.9997, and a broken
+    shifted-window mask moved them by only 2e-3. Variance-preserving weights (std 1/sqrt(fan-in))
+    and unit-scale relative-position biases make every part of the network matter."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if "_extractor." in name:  # the front end's fixed Mel matrix and STFT kernels stay as built
+                continue
+            if name.endswith("relative_position_bias_table"):
+                param.copy_(torch.randn(param.shape, generator=generator))
+            elif param.ndim == 2:  # linear layers
+                param.copy_(torch.randn(param.shape, generator=generator) / param.shape[1] ** 0.5)
 
 
 def _randomise_norms(model: torch.nn.Module, seed: int) -> None:
