@@ -97,3 +97,9 @@ def test_released_text_model_reloads_to_the_same_embeddings(laion):
     clip = _clips_48k(1)[0]
     audio = ours.embed_audio(clip, 48000)  # the audio path does not need the text model
     assert torch.equal(ours.embed_text(PROMPTS), before) and audio.shape == (1, 24)
+
+
+def test_node_auto_runtime_keeps_laion_on_torch(laion):
+    from clap_core.onnx_model import exportable
+
+    assert exportable(laion[2] / "laion--clap-htsat-unfused") is False

@@ -183,3 +183,10 @@ def test_convert_to_project_format_round_trips(ms23, tmp_path, capsys):
     converted = load_model(tmp_path / "converted")
     assert converted.config.name == "msclap-2023" and converted.clip_seconds == 7.0
     assert torch.equal(converted.embed_text(PROMPTS[:1]), model.embed_text(PROMPTS[:1]))
+
+
+def test_node_auto_runtime_keeps_htsat_on_torch(ms23):
+    """HTS-AT does not export to ONNX yet: `audio_runtime auto` must pick torch, told by the file's keys."""
+    from clap_core.onnx_model import exportable
+
+    assert exportable(ms23[2]) is False
