@@ -27,6 +27,7 @@ setup(
         "console_scripts": [
             "clap-classify = clap_core.cli.classify:main",
             "clap-eval = clap_core.cli.evaluate:main",
+            "clap-weights = clap_core.cli.weights:main",
             "clap-predicates = clap_ros.predicates_cli:main",
             "clap-predicate-node = clap_ros.predicate_node:main",
         ],

@@ -16,7 +16,9 @@ Usage:  python bench/bench_node.py [--seconds 20] [--models default,msclap-rando
 `--runtimes` sets the node's `audio_runtime` parameter (auto: ONNX Runtime for CNN14, torch for
 the default model).
 `msclap-random` is MS-CLAP 2022 (CNN14 + BERT-base) with random weights in the official layout,
-written once to a temporary file: the size and speed of the real thing, offline.
+written once to a temporary file: the size and speed of the real thing, offline. Likewise
+`msclap2023-random` (HTS-AT + GPT-2, 7-s windows) and `laion-random` (transformers ClapModel at
+laion/clap-htsat-unfused's size, 10-s windows).
 """
 from __future__ import annotations
 
@@ -93,7 +95,8 @@ def _proc_mem_mb(pid: int) -> tuple[float, float]:
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def run_once(weights: str, label: str, hop: float, seconds: float, config: Path, runtime: str = "auto") -> RunResult:
+def run_once(weights: str, label: str, hop: float, seconds: float, config: Path, runtime: str = "auto",
+             window: float = 5.0) -> RunResult:
     import rclpy
     from audio_common_msgs.msg import AudioStamped
     from clap_ros_interfaces.msg import AudioPredicates
@@ -162,7 +165,7 @@ def run_once(weights: str, label: str, hop: float, seconds: float, config: Path,
         ex.shutdown()
         node.destroy_node()
         ctx.try_shutdown()
-    expected = int((seconds - 5.0) / hop + 1e-9) + 1
+    expected = int((seconds - window) / hop + 1e-9) + 1
     latencies = [arrival - t_end for arrival, t_end in received]
     return RunResult(label, hop, expected, len(received), overruns[0], latencies, cpu_share, rss, peak, inference)
 
@@ -179,15 +182,31 @@ def main() -> None:
     hops = [float(h) for h in args.hops.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         for label in args.models.split(","):
-            weights = label
-            if label == "msclap-random":
-                from clap_core.reference import write_msclap_checkpoint
-
-                weights = str(write_msclap_checkpoint(Path(tmp) / "CLAP_weights_2022.pth", seed=0))
+            weights, window = _random_weights(label, Path(tmp))
             for runtime in args.runtimes.split(","):
                 name = label if runtime == "auto" else f"{label}/{runtime}"
                 for hop in hops:
-                    print(run_once(weights, name, hop, args.seconds, args.config, runtime).line(), flush=True)
+                    print(run_once(weights, name, hop, args.seconds, args.config, runtime, window).line(), flush=True)
+
+
+def _random_weights(label: str, tmp: Path) -> tuple[str, float]:
+    """(weights for the node, its window = the model's clip length) for a `--models` label."""
+    from clap_core.reference import write_msclap_checkpoint, write_random_2023_checkpoint, write_random_laion_folder
+
+    ranks = ROOT / ".cache" / "gpt2" / "gpt2.tiktoken"  # fetched by scripts/setup.sh
+    os.environ["CLAP_WEIGHTS_DIR"] = str(tmp)  # the node finds GPT-2's tokenizer in tmp/gpt2
+    if label == "msclap-random":
+        return str(write_msclap_checkpoint(tmp / "CLAP_weights_2022.pth", seed=0)), 5.0
+    if label == "msclap2023-random":
+        from clap_core.gpt2_bpe import write_tokenizer_files
+
+        path = tmp / "CLAP_weights_2023.pth"
+        write_random_2023_checkpoint(path, write_tokenizer_files(ranks, tmp / "gpt2"))
+        return str(path), 7.0
+    if label == "laion-random":
+        write_random_laion_folder(tmp / "laion", ranks, small=False)
+        return str(tmp / "laion"), 10.0
+    return label, 5.0
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ class TextTowerSource:
 
     config: TextTowerConfig
     path: str = ""  # the checkpoint file holding the tower's tensors; "" when a package provides them
-    layout: str = "project"  # or "msclap-2022"
+    layout: str = "project"  # or "msclap-2022", "msclap-2023"
 
     def __call__(self) -> TextTower:
         tower = build_text_tower(self.config)
@@ -170,9 +170,11 @@ class TextTowerSource:
         if self.layout == "project":
             prefix = "text_tower."
             return {k[len(prefix):]: v for k, v in _read_safetensors(Path(self.path), prefix).items()}
+        from .msclap_2023 import is_gpt2_buffer  # checked when the model loaded
+
         prefix = "caption_encoder.base."
         return {"encoder." + k[len(prefix):]: v for k, v in read_torch_checkpoint(Path(self.path)).items()
-                if k.startswith(prefix)}
+                if k.startswith(prefix) and not is_gpt2_buffer(k)}
 
 
 def _text_width(state: Mapping[str, torch.Tensor], prefix: str, where: str) -> int:
@@ -323,14 +325,16 @@ def save_msclap_checkpoint(model: ClapModel, path: str | Path) -> Path:
 
 # ---------------------------------------------------------------------------------------------
 def load_checkpoint(path: str | Path, isolate_text: bool = False) -> ClapModel:
-    """Any supported checkpoint: a project folder (or its model.safetensors), or an MS-CLAP 2022 .pth.
+    """Any supported checkpoint: a project folder (or its model.safetensors), or an MS-CLAP 2022/2023 .pth.
 
     `isolate_text`: leave the text tower out of this process; `embed_text` runs it in a short-lived
     child process instead (see `ChildProcessTextTower`). Its tensors are checked there, on first use.
     """
     path = Path(path)
     if path.is_dir():
-        return _load_project(path, isolate_text)
+        from .laion import is_laion_folder, load_laion  # a transformers ClapModel folder (LAION-CLAP)
+
+        return load_laion(path) if is_laion_folder(path) else _load_project(path, isolate_text)
     if path.suffix == ".safetensors":
         return _load_project(path.parent, isolate_text)
     if not path.exists():
@@ -338,5 +342,10 @@ def load_checkpoint(path: str | Path, isolate_text: bool = False) -> ClapModel:
     state = read_torch_checkpoint(path)
     if is_msclap_2022(state):
         return _load_msclap(path, state, isolate_text)
-    raise CheckpointError(f"{path}: unrecognised checkpoint layout (expected MS-CLAP 2022 keys such as "
-                          "audio_encoder.base.conv_block1.conv1.weight, or a clap_ros folder)")
+    from . import msclap_2023
+
+    if msclap_2023.is_msclap_2023(state):
+        return msclap_2023.load(path, state, isolate_text)
+    raise CheckpointError(f"{path}: unrecognised checkpoint layout (expected MS-CLAP 2022 or 2023 keys such as "
+                          "audio_encoder.base.conv_block1.conv1.weight or audio_encoder.base.htsat.patch_embed"
+                          ".proj.weight, or a clap_ros folder)")

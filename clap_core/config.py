@@ -33,7 +33,7 @@ class TextTowerConfig:
 
     kind: str = "hf"
     source: str = "bert-base-uncased"
-    pooling: str = "cls"  # "cls" (CLAP 2022) or "mean" (sentence-transformers models)
+    pooling: str = "cls"  # "cls" (CLAP 2022), "mean" (sentence-transformers), "last" (GPT-2, CLAP 2023)
     max_length: int = 100
     weights_from_package: bool = False
 
@@ -109,4 +109,21 @@ def msclap_2022_config() -> ModelConfig:
         ),
         text=TextTowerConfig(kind="hf", source="bert-base-uncased", pooling="cls", max_length=100),
         embed_dim=1024,
+    )
+
+
+def msclap_2023_config() -> ModelConfig:
+    """Microsoft's CLAP 2023: HTS-AT on 7-s clips at 44.1 kHz + GPT-2, 1024-d joint space
+    (settings of msclap 1.3.4: configs/config_2023.yml, and models/config.py for HTS-AT's front end)."""
+    return ModelConfig(
+        name="msclap-2023",
+        audio=AudioTowerConfig(
+            kind="htsat",
+            sample_rate=44100,
+            options=dict(filterbank_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50.0,
+                         fmax=14000.0, classes_num=527),
+        ),
+        text=TextTowerConfig(kind="gpt2", source="gpt2", pooling="last", max_length=77),
+        embed_dim=1024,
+        clip_seconds=7.0,
     )

@@ -98,12 +98,28 @@ def exportable(weights: str | os.PathLike) -> bool:
     path = resolve_weights(weights)
     folder = path.parent if path.suffix == ".safetensors" else path
     if not folder.is_dir():
-        return True  # an MS-CLAP 2022 .pth: CNN14
+        return not _holds_htsat(path)  # an MS-CLAP .pth: CNN14 (2022) exports, HTS-AT (2023) not yet
     try:
-        kind = json.loads((folder / "config.json").read_text())["audio"]["kind"]
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads((folder / "config.json").read_text())
+        if data.get("model_type") == "clap":  # a transformers ClapModel folder (LAION-CLAP)
+            return False
+        kind = data["audio"]["kind"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return True
     return kind in EXPORTABLE_AUDIO_TOWERS
+
+
+def _holds_htsat(path: Path) -> bool:
+    """Whether a `torch.save` zip names HTS-AT keys (MS-CLAP 2023), read from its pickle's bytes
+    without unpickling or importing torch."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            return bool(pickles) and b"audio_encoder.base.htsat." in archive.read(pickles[0])
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def cpu_session(model: str | bytes, threads: int, arena: bool = True) -> Any:

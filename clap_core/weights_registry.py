@@ -17,6 +17,11 @@ class NamedWeights:
     filename: str  # file or folder name looked up in the search path
     shipped: bool  # inside this package (always offline) or downloaded by the user
     how_to_get: str = ""
+    # Where `clap-weights download` fetches it: a Hugging Face repo, and (repo file, local name)
+    # pairs; no files = the whole repo into the `filename` folder.
+    repo: str = ""
+    files: tuple[tuple[str, str], ...] = ()
+    extra: tuple[tuple[str, str, str], ...] = ()  # (repo, repo file, local name) fetched alongside
 
 
 NAMED_WEIGHTS: dict[str, NamedWeights] = {
@@ -27,6 +32,31 @@ NAMED_WEIGHTS: dict[str, NamedWeights] = {
         shipped=False,
         how_to_get=("download CLAP_weights_2022.pth from the Hugging Face repo microsoft/msclap into "
                     "$CLAP_WEIGHTS_DIR (default ~/.cache/clap_ros), or pass its path as weights"),
+        repo="microsoft/msclap", files=(("CLAP_weights_2022.pth", "CLAP_weights_2022.pth"),),
+    ),
+    "msclap-2023": NamedWeights(
+        "msclap-2023", "Microsoft CLAP 2023 (HTS-AT + GPT-2, 7-s clips)", "CLAP_weights_2023.pth",
+        shipped=False,
+        how_to_get=("download CLAP_weights_2023.pth from the Hugging Face repo microsoft/msclap into "
+                    "$CLAP_WEIGHTS_DIR (default ~/.cache/clap_ros), with GPT-2's vocab.json and merges.txt "
+                    "in its gpt2/ subfolder, or pass its path as weights"),
+        repo="microsoft/msclap", files=(("CLAP_weights_2023.pth", "CLAP_weights_2023.pth"),),
+        extra=(("openai-community/gpt2", "vocab.json", "gpt2/vocab.json"),
+               ("openai-community/gpt2", "merges.txt", "gpt2/merges.txt")),
+    ),
+    "laion-clap-htsat-unfused": NamedWeights(
+        "laion-clap-htsat-unfused", "LAION-CLAP HTS-AT + RoBERTa (transformers ClapModel, 10-s clips)",
+        "laion--clap-htsat-unfused", shipped=False,
+        how_to_get=("save laion/clap-htsat-unfused (ClapModel + ClapProcessor, save_pretrained) into "
+                    "$CLAP_WEIGHTS_DIR/laion--clap-htsat-unfused (default ~/.cache/clap_ros)"),
+        repo="laion/clap-htsat-unfused",
+    ),
+    "laion-larger-clap-general": NamedWeights(
+        "laion-larger-clap-general", "LAION-CLAP larger, general audio (transformers ClapModel, 10-s clips)",
+        "laion--larger_clap_general", shipped=False,
+        how_to_get=("save laion/larger_clap_general (ClapModel + ClapProcessor, save_pretrained) into "
+                    "$CLAP_WEIGHTS_DIR/laion--larger_clap_general (default ~/.cache/clap_ros)"),
+        repo="laion/larger_clap_general",
     ),
 }
 

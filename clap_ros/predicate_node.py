@@ -9,6 +9,8 @@ Run:  python -m clap_ros.predicate_node --ros-args -p config:=config/predicates.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 import threading
 import time
@@ -35,7 +37,7 @@ class NodeSettings:
     device: str = ""
     sample_rate: int = 0
     channels: int = 1
-    window_s: float = 5.0
+    window_s: float = 0.0  # 0: the model's clip length (model_window)
     hop_s: float = 0.5
     frame_id: str = "microphone"
     publish_bools: bool = True
@@ -58,14 +60,15 @@ class NodeSettings:
                               f"got '{self.audio_runtime}'")
         if self.source not in SOURCES:
             raise ConfigError(f"parameter 'source': must be one of {', '.join(SOURCES)}, got '{self.source}'")
-        if not 0.5 <= self.window_s <= 30.0:
-            raise ConfigError(f"parameter 'window_s': must be in [0.5, 30] seconds, got {self.window_s}")
-        if not 0.0 < self.hop_s <= self.window_s:
-            raise ConfigError(f"parameter 'hop_s': must be in (0, window_s={self.window_s}], got {self.hop_s}")
+        if self.window_s != 0.0 and not 0.5 <= self.window_s <= 30.0:
+            raise ConfigError(f"parameter 'window_s': must be 0 (the model's clip length) or in [0.5, 30] "
+                              f"seconds, got {self.window_s}")
+        if not 0.0 < self.hop_s <= (self.window_s or 30.0):  # auto window: checked again once loaded
+            raise ConfigError(f"parameter 'hop_s': must be in (0, window_s={self.window_s or 30.0}], got {self.hop_s}")
         for name in ("silence_timeout_s", "retry_initial_s", "retry_max_s", "buffer_s", "diagnostics_period_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"parameter '{name}': must be positive, got {getattr(self, name)}")
-        if self.buffer_s < 2 * self.window_s:
+        if self.window_s and self.buffer_s < 2 * self.window_s:
             raise ConfigError(f"parameter 'buffer_s': must be at least 2 * window_s, got {self.buffer_s}")
         if self.sample_rate < 0 or self.channels < 1:
             raise ConfigError("parameters 'sample_rate' (0 = device default) and 'channels' (>= 1) are out of range")
@@ -82,7 +85,7 @@ DESCRIPTIONS: dict[str, str] = {
     "sample_rate": "Microphone capture rate in Hz (0 = the device's default); for the ros-drivers layout, "
                    "the rate assumed until an AudioInfo arrives.",
     "channels": "Channels captured (downmixed to mono).",
-    "window_s": "Analysis window in seconds (the model was trained on 5 s).",
+    "window_s": "Analysis window in seconds; 0 = the model's clip length (5 s 2022, 7 s 2023, 10 s LAION).",
     "hop_s": "Seconds between windows: one inference and one message per hop.",
     "frame_id": "header.frame_id of the published messages.",
     "publish_bools": "Also publish std_msgs/Bool on /audio_predicates/<name> for every predicate.",
@@ -136,6 +139,15 @@ def load_node_model(s: NodeSettings) -> Any:
     return load_model(s.weights, device="cpu", isolate_text=s.text_in_child_process)
 
 
+def model_window(s: NodeSettings, model: Any) -> float:
+    """The window: `window_s` when set, else the clip length the model was trained on."""
+    window = float(s.window_s or model.clip_seconds)
+    if not 0.0 < s.hop_s <= window or s.buffer_s < 2 * window:
+        raise ConfigError(f"parameters 'hop_s'/'buffer_s': need 0 < hop_s <= window ({window} s) and "
+                          f"buffer_s >= 2 * window, got hop_s={s.hop_s}, buffer_s={s.buffer_s}")
+    return window
+
+
 def warm_up_and_trim(model: Any, window_s: float) -> None:
     """Compact the model for inference, run one silent window through the audio tower, then hand
     freed heap back to the OS.
@@ -179,6 +191,7 @@ class PredicateNode:
         cfg = load_predicate_config(s.config)
         self.log.info(f"loading weights '{s.weights}'")
         model = load_node_model(s)
+        self.settings = s = dataclasses.replace(s, window_s=model_window(s, model))
         self.engine = PredicateEngine(model, cfg, window_s=s.window_s, hop_s=s.hop_s)
         warm_up_and_trim(model, s.window_s)
         self.stats = InferenceStats()

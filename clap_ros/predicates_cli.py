@@ -24,7 +24,8 @@ def add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="rosbag2 bag folder (sqlite3 or mcap) or an audio file")
     p.add_argument("--config", required=True, help="predicates YAML")
     p.add_argument("--weights", default="default", help="model weights (default: the embedded model)")
-    p.add_argument("--window", type=float, default=5.0, help="window length in seconds (default 5)")
+    p.add_argument("--window", type=float, default=0.0,
+                   help="window length in seconds (default 0: the model's clip length)")
     p.add_argument("--hop", type=float, default=0.5, help="hop in seconds (default 0.5, as the node)")
     p.add_argument("--topic", help="audio topic, when the bag holds several")
     p.add_argument("--sample-rate", type=int, default=0,
@@ -42,7 +43,7 @@ def run_replay(args: argparse.Namespace) -> int:
     cfg = load_predicate_config(args.config)
     source = open_source(args.path, args.topic, args.sample_rate, args.channels)
     model = load_model(args.weights)
-    engine = PredicateEngine(model, cfg, window_s=args.window, hop_s=args.hop)
+    engine = PredicateEngine(model, cfg, window_s=args.window or model.clip_seconds, hop_s=args.hop)
     _eprint(f"replaying {source.description}")
     stats = ReplayStats()
     start = time.perf_counter()
@@ -148,7 +149,7 @@ def add_calibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="calibrated YAML to write (may equal config)")
     p.add_argument("--weights", default="default")
     p.add_argument("--no-prototypes", action="store_true", help="only fit thresholds")
-    p.add_argument("--window", type=float, default=5.0)
+    p.add_argument("--window", type=float, default=0.0, help="seconds (default 0: the model's clip length)")
     p.add_argument("--hop", type=float, default=1.0, help="hop between example windows (default 1 s)")
 
 
@@ -164,7 +165,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     model = load_model(args.weights)
     with torch_threads_for(model):
         new, reports = calibrate(model, cfg, examples, prototypes=not args.no_prototypes,
-                                 window_s=args.window, hop_s=args.hop)
+                                 window_s=args.window or model.clip_seconds, hop_s=args.hop)
     write_predicate_config(new, args.out)
     for r in reports:
         print(r.line())

@@ -17,7 +17,7 @@ ARGUMENTS = (
     ("source", str, "microphone", "'microphone' or 'topic'"),
     ("audio_topic", str, "audio", "Audio topic when source:=topic"),
     ("device", str, "", "Microphone: '' (default), an index, or part of the device name"),
-    ("window_s", float, "5.0", "Analysis window, seconds"),
+    ("window_s", float, "0.0", "Analysis window, seconds (0: the model's clip length)"),
     ("hop_s", float, "0.5", "Seconds between windows (one message per hop)"),
     ("record_dir", str, "", "If set, record audio, /audio_predicates and /diagnostics into an mcap bag here"),
     ("audio_runtime", str, "auto", "'auto', 'onnx' (no torch in the node) or 'torch'"),

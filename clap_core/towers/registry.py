@@ -12,9 +12,11 @@ from .base import AudioTower, TextTower
 AUDIO_TOWERS: dict[str, str] = {
     "cnn14": "clap_core.towers.cnn14:build",
     "yamnet": "clap_core.towers.yamnet:build",
+    "htsat": "clap_core.towers.htsat:build",
 }
 TEXT_TOWERS: dict[str, str] = {
     "hf": "clap_core.towers.hf_text:build",
+    "gpt2": "clap_core.towers.gpt2_text:build",
 }
 
 

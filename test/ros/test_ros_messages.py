@@ -217,13 +217,26 @@ def test_stream_clock_counts_samples_and_reanchors_after_a_pause() -> None:
 @pytest.mark.parametrize("change, field", [
     (dict(config=""), "'config'"),
     (dict(source="usb"), "'source'"),
-    (dict(hop_s=6.0), "'hop_s'"),
+    (dict(window_s=5.0, hop_s=6.0), "'hop_s'"),
+    (dict(hop_s=31.0), "'hop_s'"),
     (dict(window_s=0.1), "'window_s'"),
     (dict(retry_max_s=0.0), "'retry_max_s'"),
 ])
 def test_node_settings_name_the_bad_parameter(change, field) -> None:
     with pytest.raises(ConfigError, match=f"parameter {field}"):
         NodeSettings(**{"config": "x.yaml", **change}).validate()
+
+
+def test_window_follows_the_model_clip_length() -> None:
+    from types import SimpleNamespace
+
+    from clap_ros.predicate_node import model_window
+
+    model_2023 = SimpleNamespace(clip_seconds=7.0)
+    assert model_window(NodeSettings(config="x.yaml"), model_2023) == 7.0
+    assert model_window(NodeSettings(config="x.yaml", window_s=3.0), model_2023) == 3.0
+    with pytest.raises(ConfigError, match="hop_s"):
+        model_window(NodeSettings(config="x.yaml", hop_s=8.0), model_2023)
 
 
 def test_parameter_types_accept_the_unambiguous() -> None:
