@@ -93,6 +93,10 @@ def test_install_space_environment_imports_the_built_packages(workspace) -> None
     assert out.returncode == 0 and len(paths) == 3, out.stdout + out.stderr
     for path in paths:
         assert Path(path).resolve().is_relative_to((ws / "install").resolve()), paths
+    hint = subprocess.run([sys.executable, "-c", "from clap_ros.messages import interfaces_hint as h; print(h())"],
+                          cwd=ws, env={k: v for k, v in env.items() if k != "COLCON_PREFIX_PATH"},
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "colcon build" in hint and "scripts/setup.sh" not in hint, hint  # the fix for this set-up
 
 
 def test_installed_node_publishes_predicates_from_topic_audio(workspace, client, default_weights) -> None:

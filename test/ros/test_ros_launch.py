@@ -129,3 +129,23 @@ def test_console_script_and_colcon_script_dir() -> None:
     cfg.read(ROOT / "setup.cfg")
     assert cfg["install"]["install_scripts"] == "$base/lib/clap_ros"
     assert cfg["develop"]["script_dir"] == "$base/lib/clap_ros"
+
+
+def test_docs_list_every_launch_argument() -> None:
+    text = (ROOT / "docs" / "node.md").read_text()
+    listed = text[text.index("**Launch arguments:**"):text.index("**Start-up checks:**")]
+    assert {name for name in NODE_PARAMS if f"`{name}`" not in listed} == set()
+    table = text[text.index("## Parameters"):]
+    assert {name for name in NODE_PARAMS if f"`{name}`" not in table} == set()
+
+
+def test_interfaces_hint_names_the_fix_for_each_set_up(monkeypatch) -> None:
+    from clap_ros import messages
+
+    monkeypatch.delenv("COLCON_PREFIX_PATH", raising=False)
+    if messages.in_colcon_install():
+        pytest.skip("this checkout runs from a colcon install space")
+    assert "scripts/setup.sh" in messages.interfaces_hint() and "colcon" not in messages.interfaces_hint()
+    monkeypatch.setenv("COLCON_PREFIX_PATH", "/ws/install")  # what `source install/setup.bash` sets
+    hint = messages.interfaces_hint()
+    assert "colcon build" in hint and "install/setup.bash" in hint and "setup.sh to" not in hint
