@@ -39,14 +39,32 @@ class AudioMessageError(ClapError):
     """An audio message cannot be decoded (unknown format, ragged channels, missing info)."""
 
 
+def in_colcon_install() -> bool:
+    """Started from a colcon install space (sourced setup, or the code lives under one)?"""
+    import os
+    from pathlib import Path
+
+    return bool(os.environ.get("COLCON_PREFIX_PATH")) or any(
+        (parent / ".colcon_install_layout").exists() for parent in Path(__file__).resolve().parents)
+
+
+def interfaces_hint() -> str:
+    """What builds the missing interface packages, for the set-up this node runs in."""
+    if in_colcon_install():
+        return ("build them in the workspace: link src/clap_ros/interfaces/clap_ros_interfaces (and, if no "
+                "audio_common_msgs is installed, .../audio_common_msgs) into src/, run colcon build, then "
+                "source install/setup.bash (README: ROS 2 workspace)")
+    return "run scripts/setup.sh to build them into .venv (README: Two commands)"
+
+
 def installed_audio_layout() -> str:
     """Which ``audio_common_msgs`` layout is importable: the topic source follows it."""
     try:
         import audio_common_msgs.msg as acm
     except ImportError:
         raise ClapError(
-            "audio_common_msgs is not installed: run scripts/setup.sh (it builds the project's copy) "
-            "or install mgonzs13/audio_common or ros-drivers/audio_common"
+            "audio_common_msgs is not installed: install mgonzs13/audio_common or ros-drivers/audio_common "
+            f"(rosdep installs the latter), or the project's copy: {interfaces_hint()}"
         ) from None
     if hasattr(acm, "AudioStamped") and "audio" in acm.AudioStamped.get_fields_and_field_types():
         return LAYOUT_MGONZS13

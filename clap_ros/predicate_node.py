@@ -10,121 +10,18 @@ Run:  python -m clap_ros.predicate_node --ros-args -p config:=config/predicates.
 from __future__ import annotations
 
 import dataclasses
-
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
 from typing import Any
 
 from clap_core.errors import ClapError, ConfigError
 
+from .messages import interfaces_hint
+from .node_settings import DESCRIPTIONS, NodeSettings, declare_settings  # noqa: F401 - the node's API
+
 NODE_NAME = "clap_predicate_node"
 GIL_SWITCH_INTERVAL_S = 0.0001
-SOURCES = ("microphone", "topic")
-RUNTIMES = ("auto", "onnx", "torch")
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    """Every node parameter, with its default; the descriptions become ROS parameter docs."""
-
-    config: str = ""
-    weights: str = "default"
-    source: str = "microphone"
-    audio_topic: str = "audio"
-    audio_info_topic: str = "audio/audio_info"
-    device: str = ""
-    sample_rate: int = 0
-    channels: int = 1
-    window_s: float = 0.0  # 0: the model's clip length (model_window)
-    hop_s: float = 0.5
-    frame_id: str = "microphone"
-    publish_bools: bool = True
-    silence_timeout_s: float = 2.0
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 30.0
-    buffer_s: float = 30.0
-    diagnostics_period_s: float = 1.0
-    record_dir: str = ""
-    text_in_child_process: bool = True
-    audio_runtime: str = "auto"
-
-    def validate(self) -> "NodeSettings":
-        """Reject nonsense once, at start, with the parameter's name in the message."""
-        if not self.config:
-            raise ConfigError("parameter 'config': required, the path of a predicates YAML "
-                              "(e.g. -p config:=config/predicates.yaml)")
-        if self.audio_runtime not in RUNTIMES:
-            raise ConfigError(f"parameter 'audio_runtime': must be one of {', '.join(RUNTIMES)}, "
-                              f"got '{self.audio_runtime}'")
-        if self.source not in SOURCES:
-            raise ConfigError(f"parameter 'source': must be one of {', '.join(SOURCES)}, got '{self.source}'")
-        if self.window_s != 0.0 and not 0.5 <= self.window_s <= 30.0:
-            raise ConfigError(f"parameter 'window_s': must be 0 (the model's clip length) or in [0.5, 30] "
-                              f"seconds, got {self.window_s}")
-        if not 0.0 < self.hop_s <= (self.window_s or 30.0):  # auto window: checked again once loaded
-            raise ConfigError(f"parameter 'hop_s': must be in (0, window_s={self.window_s or 30.0}], got {self.hop_s}")
-        for name in ("silence_timeout_s", "retry_initial_s", "retry_max_s", "buffer_s", "diagnostics_period_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"parameter '{name}': must be positive, got {getattr(self, name)}")
-        if self.window_s and self.buffer_s < 2 * self.window_s:
-            raise ConfigError(f"parameter 'buffer_s': must be at least 2 * window_s, got {self.buffer_s}")
-        if self.sample_rate < 0 or self.channels < 1:
-            raise ConfigError("parameters 'sample_rate' (0 = device default) and 'channels' (>= 1) are out of range")
-        return self
-
-
-DESCRIPTIONS: dict[str, str] = {
-    "config": "Predicates YAML (see config/predicates.yaml). Set it at run time to reload the predicates.",
-    "weights": "Model weights: 'default' (embedded), a registered name such as 'msclap-2022', or a path.",
-    "source": "Where audio comes from: 'microphone' (PortAudio) or 'topic' (audio_common_msgs).",
-    "audio_topic": "Audio topic for source=topic (AudioStamped, or AudioData for the ros-drivers layout).",
-    "audio_info_topic": "AudioInfo topic of the ros-drivers layout (format of the raw bytes).",
-    "device": "Microphone: '' = default input, a PortAudio index, or a (sub)string of the device name.",
-    "sample_rate": "Microphone capture rate in Hz (0 = the device's default); for the ros-drivers layout, "
-                   "the rate assumed until an AudioInfo arrives.",
-    "channels": "Channels captured (downmixed to mono).",
-    "window_s": "Analysis window in seconds; 0 = the model's clip length (5 s 2022, 7 s 2023, 10 s LAION).",
-    "hop_s": "Seconds between windows: one inference and one message per hop.",
-    "frame_id": "header.frame_id of the published messages.",
-    "publish_bools": "Also publish std_msgs/Bool on /audio_predicates/<name> for every predicate.",
-    "silence_timeout_s": "Diagnostics warn when the audio topic has been silent this long.",
-    "retry_initial_s": "First delay before reopening a failed microphone; doubles per failure.",
-    "retry_max_s": "Longest delay between microphone retries.",
-    "buffer_s": "Seconds of audio buffered between capture and inference; beyond that, overruns.",
-    "diagnostics_period_s": "Period of /diagnostics messages.",
-    "record_dir": "If set, record the audio heard, /audio_predicates and /diagnostics into an mcap bag here.",
-    "text_in_child_process": "Embed the prompts in a short-lived child process, so the node never loads the "
-                             "text encoder (≈ 100–200 MB less resident memory; a few seconds more per (re)load).",
-    "audio_runtime": "'onnx': a child process exports the audio path once and the node runs it with ONNX "
-                     "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
-                     "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
-                     "torch otherwise.",
-}
-
-
-def declare_settings(node: Any) -> NodeSettings:
-    """Declare every NodeSettings field as a ROS parameter and read the values back."""
-    from rcl_interfaces.msg import ParameterDescriptor
-
-    values = {}
-    for f in fields(NodeSettings):
-        desc = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=f.name != "config",
-                                   dynamic_typing=True)
-        values[f.name] = _coerce(f.name, type(f.default), node.declare_parameter(f.name, f.default, desc).value)
-    return NodeSettings(**values).validate()
-
-
-def _coerce(name: str, kind: type, value: Any) -> Any:
-    """Launch files and `-p` pass 5 for 5.0 or '0' for a device: accept what is unambiguous."""
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind is str and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
-        return value
-    raise ConfigError(f"parameter '{name}': expected {kind.__name__}, got {value!r}")
 
 
 def load_node_model(s: NodeSettings) -> Any:
@@ -183,12 +80,15 @@ class PredicateNode:
 
         from .bag_recorder import open_recorder
         from .diagnostics import InferenceStats
+        from .messages import installed_audio_layout
 
         self.node = node
         self.log = node.get_logger()
         self.settings = declare_settings(node)
         s = self.settings
         cfg = load_predicate_config(s.config)
+        # Everything that can fail without the model fails before it loads.
+        self._layout = installed_audio_layout() if s.source == "topic" else ""
         self.log.info(f"loading weights '{s.weights}'")
         model = load_node_model(s)
         self.settings = s = dataclasses.replace(s, window_s=model_window(s, model))
@@ -225,7 +125,6 @@ class PredicateNode:
 
     def _make_source(self) -> Any:
         from .microphone import MicrophoneSource
-        from .messages import installed_audio_layout
         from .topic_source import TopicSource
 
         s = self.settings
@@ -234,7 +133,7 @@ class PredicateNode:
                 device=s.device, sample_rate=s.sample_rate, channels=s.channels, ring_seconds=s.buffer_s,
                 retry_initial_s=s.retry_initial_s, retry_max_s=s.retry_max_s, log=self._source_log,
             )
-        layout = installed_audio_layout()
+        layout = self._layout
         self.log.info(f"audio topic '{s.audio_topic}', audio_common_msgs layout: {layout}")
         return TopicSource(
             self.node, layout, s.audio_topic, info_topic=s.audio_info_topic, silence_timeout_s=s.silence_timeout_s,
@@ -359,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         node.get_logger().fatal(f"cannot start: {exc}")
         code = 2
     except ImportError as exc:
-        node.get_logger().fatal(f"cannot start: {exc}; run scripts/setup.sh to build the interfaces")
+        node.get_logger().fatal(f"cannot start: {exc}; {interfaces_hint()}")
         code = 2
     finally:
         if app is not None:

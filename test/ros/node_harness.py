@@ -29,17 +29,21 @@ def unique(prefix: str) -> str:
 class NodeProcess:
     """`python -m clap_ros.predicate_node` with the given parameters; output collected by a thread."""
 
-    def __init__(self, params: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def __init__(self, params: dict[str, Any], env: dict[str, str] | None = None,
+                 command: list[str] | None = None, base_env: dict[str, str] | None = None,
+                 cwd: Path = ROOT) -> None:
+        """`command` replaces `python -m clap_ros.predicate_node` (e.g. an installed console script);
+        `base_env` replaces this process's environment (e.g. a sourced colcon install space)."""
         self.name = unique("clap_node")
         self.ns = "/" + unique("t")  # its relative topics (audio, audio_predicates/...) live here
         self.preds_topic = f"{self.ns}/audio_predicates"
         self.audio_topic = f"{self.ns}/audio"
-        args = [sys.executable, "-m", "clap_ros.predicate_node", "--ros-args",
+        args = [*(command or [sys.executable, "-m", "clap_ros.predicate_node"]), "--ros-args",
                 "-r", f"__node:={self.name}", "-r", f"__ns:={self.ns}"]
         for key, value in params.items():
             args += ["-p", f"{key}:={value}"]
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**(os.environ if base_env is None else base_env), **(env or {})})
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

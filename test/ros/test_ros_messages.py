@@ -25,7 +25,7 @@ from clap_ros.messages import (  # noqa: E402
     LAYOUT_MGONZS13, LAYOUT_ROS_DRIVERS, AudioMessageError, RawPcmInfo, decode_mgonzs13, decode_raw_pcm,
     installed_audio_layout, predicates_msg,
 )
-from clap_ros.predicate_node import NodeSettings, _coerce  # noqa: E402
+from clap_ros.node_settings import NodeSettings, coerce  # noqa: E402
 
 # ros-drivers/audio_common (ros2 branch) definitions, as published.
 ROS_DRIVERS_MSGS = {
@@ -240,9 +240,18 @@ def test_window_follows_the_model_clip_length() -> None:
 
 
 def test_parameter_types_accept_the_unambiguous() -> None:
-    assert _coerce("window_s", float, 5) == 5.0 and isinstance(_coerce("window_s", float, 5), float)
-    assert _coerce("device", str, 2) == "2"  # `-p device:=2` arrives as an int
-    with pytest.raises(ConfigError, match="parameter 'hop_s': expected float"):
-        _coerce("hop_s", float, "fast")
-    with pytest.raises(ConfigError, match="parameter 'channels': expected int"):
-        _coerce("channels", int, True)
+    assert coerce("window_s", float, 5) == 5.0 and isinstance(coerce("window_s", float, 5), float)
+    assert coerce("device", str, 2) == "2"  # `-p device:=2` arrives as an int
+    with pytest.raises(ConfigError, match="parameter 'hop_s': expected a number, got 'fast'"):
+        coerce("hop_s", float, "fast")
+    with pytest.raises(ConfigError, match="parameter 'channels': expected an integer"):
+        coerce("channels", int, True)
+
+
+def test_launch_text_converts_to_the_parameter_type() -> None:
+    """The launch file passes every argument as text (see launch/predicates.launch.py)."""
+    assert coerce("window_s", float, " 2.5 ") == 2.5 and coerce("sample_rate", int, "16000") == 16000
+    assert coerce("publish_bools", bool, "False") is False and coerce("publish_bools", bool, "true") is True
+    assert coerce("device", str, "0") == "0"
+    with pytest.raises(ConfigError, match="parameter 'sample_rate': expected an integer, got '16k'"):
+        coerce("sample_rate", int, "16k")
