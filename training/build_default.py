@@ -14,6 +14,7 @@ how `bench/eval_default.py` measures accuracy on classes the model never trained
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -23,10 +24,10 @@ import torch
 import yaml
 
 from clap_core.checkpoints import save_checkpoint
-from clap_core.config import ModelConfig
+from clap_core.config import ModelConfig, ProjectionConfig
 from clap_core.errors import ClapError, ConfigError
 from clap_core.model import ClapModel, create_model
-from clap_core.projection import TextLabelSpace, mlp_heads
+from clap_core.projection import AudioLabelSpace, TextLabelSpace, mlp_heads
 from clap_core.towers.yamnet import EMBED_DIM, class_names
 
 from . import data_default
@@ -74,6 +75,22 @@ def label_bank(model: ClapModel, template: str = INIT_TEMPLATE) -> torch.Tensor:
 def label_banks(projection: torch.nn.Module) -> list[torch.Tensor]:
     """The label-embedding buffers of the text side's `label_space` heads (filled at build time)."""
     return [m.labels for m in projection.modules() if isinstance(m, TextLabelSpace)]
+
+
+def label_space_model(model: ClapModel) -> ClapModel:
+    """The untrained baseline inside a v2 model: its `label_space` heads alone (same towers, same
+    label bank), the number every evaluation prints beside the candidate."""
+    text_head = next(m for m in model.text_projection.modules() if isinstance(m, TextLabelSpace))
+    audio_head = next(m for m in model.audio_projection.modules() if isinstance(m, AudioLabelSpace))
+    config = dataclasses.replace(
+        model.config, embed_dim=text_head.out_dim,
+        audio_projection=ProjectionConfig("label_space", {"labels": audio_head.out_dim, "offset": audio_head.offset}),
+        text_projection=ProjectionConfig("label_space", {"labels": text_head.out_dim, "tau": text_head.tau}))
+    baseline = ClapModel(config, model.audio_tower, model._text_tower())
+    with torch.no_grad():
+        label_banks(baseline.text_projection)[0].copy_(text_head.labels)
+        baseline.logit_scale.copy_(model.logit_scale)
+    return baseline.eval()
 
 
 def centring(labels: torch.Tensor) -> torch.Tensor:
