@@ -39,9 +39,11 @@ def load_node_model(s: NodeSettings) -> Any:
 def model_window(s: NodeSettings, model: Any) -> float:
     """The window: `window_s` when set, else the clip length the model was trained on."""
     window = float(s.window_s or model.clip_seconds)
-    if not 0.0 < s.hop_s <= window or s.buffer_s < 2 * window:
-        raise ConfigError(f"parameters 'hop_s'/'buffer_s': need 0 < hop_s <= window ({window} s) and "
-                          f"buffer_s >= 2 * window, got hop_s={s.hop_s}, buffer_s={s.buffer_s}")
+    if not 0.0 < s.hop_s <= window:
+        raise ConfigError(f"parameter 'hop_s': must be in (0, window_s={window}] (the model's clip length "
+                          f"unless window_s is set), got {s.hop_s}")
+    if s.buffer_s < 2 * window:
+        raise ConfigError(f"parameter 'buffer_s': must be at least 2 * window ({window} s), got {s.buffer_s}")
     return window
 
 

@@ -87,6 +87,7 @@ def _rank(rank: int, port: int, out: str) -> None:
         # uneven shards gather in rank order too
         rows = torch.arange(rank + 1, dtype=torch.float32).unsqueeze(1) + 10 * rank
         torch.save(gather_with_grad(rows), Path(out) / f"uneven{rank}.pt")
+        dist.barrier()  # neither rank tears gloo down while the other still talks (SIGABRT under load)
     finally:
         dist.destroy_process_group()
 
