@@ -68,6 +68,15 @@ class ClapModel(nn.Module):
         with torch.inference_mode():
             return self.encode_audio(batch)
 
+    def embed_audio_parts(self, waveform: torch.Tensor | np.ndarray, sample_rate: int, part_s: float,
+                          part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[tuple[float, float]]]:
+        """Like `embed_audio`, plus `[batch, parts, d]` embeddings of ~`part_s` stretches and their
+        (start, end) seconds from the window start: short events are heard in the part they fill."""
+        batch = self._prepare_waveform(waveform, sample_rate)
+        with torch.inference_mode():
+            whole, parts, spans = self.audio_tower.forward_parts(batch, part_s, part_hop_s)
+            return self.audio_projection(whole), self.audio_projection(parts), spans
+
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         """`[n, d]` embeddings of the strings as given (no template added), before L2 norm."""
         if isinstance(texts, str):

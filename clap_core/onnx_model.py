@@ -26,6 +26,7 @@ from .audio_io import resample, waveform_batch
 from .child_process import run_child, serve
 from .config import ModelConfig
 from .errors import ClapError
+from .parts import part_spans
 
 EXPORTABLE_AUDIO_TOWERS = ("cnn14",)
 TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
@@ -61,6 +62,28 @@ class OnnxAudioModel:
         batch = waveform_batch(np.asarray(waveform, dtype=np.float32))
         if int(sample_rate) != self.sample_rate:
             batch = resample(batch, int(sample_rate), self.sample_rate)
+        return self._run(batch)
+
+    def embed_audio_parts(self, waveform: Any, sample_rate: int, part_s: float,
+                          part_hop_s: float) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float]]]:
+        """`embed_audio` plus parts, as `ClapModel.embed_audio_parts`. The exported graph has no
+        parts output, so each part is cut from the waveform and run through it: about (1 + parts ×
+        part/window) of the whole-window cost (docs/predicates.md). The parts are shorter clips
+        rather than stretches of one conv pass: same spans, close but not equal embeddings."""
+        batch = waveform_batch(np.asarray(waveform, dtype=np.float32))
+        if int(sample_rate) != self.sample_rate:
+            batch = resample(batch, int(sample_rate), self.sample_rate)
+        rate = self.sample_rate
+        spans = part_spans(batch.shape[-1] / rate, part_s, part_hop_s)
+        whole = self._run(batch)
+        if len(spans) == 1:
+            return whole, whole[:, None], spans
+        n = int(round(spans[0][1] * rate))
+        cuts = np.concatenate([batch[:, int(round(s * rate)):][:, :n] for s, _ in spans])
+        parts = self._run(cuts).reshape(len(spans), len(batch), -1).transpose(1, 0, 2)
+        return whole, parts, spans
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._session.run(None, {"waveform": np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:

@@ -17,6 +17,11 @@ import yaml
 from ..errors import ConfigError
 
 KINDS = ("state", "event")
+# How a window's score comes from its ~1-s parts (see scoring.py): `max` hears a short event in the
+# part it fills (default for events), `mean` averages the parts, `whole` scores the window at once
+# (default for states: a state fills the window).
+POOLINGS = ("max", "mean", "whole")
+DEFAULT_POOLING = {"event": "max", "state": "whole"}
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # becomes a ROS topic name token
 
 # Generic "anything else" sounds each predicate is contrasted with (see scoring.py). Broad on
@@ -72,6 +77,11 @@ class PredicateConfig:
     kind: str = "state"  # state: true while audible; event: fires once at onset
     refractory_s: float = 2.0  # event only: no second firing within this time
     prototypes: Prototypes | None = None
+    pooling: str | None = None  # None: DEFAULT_POOLING[kind]
+
+    def __post_init__(self) -> None:
+        if self.pooling is None:
+            object.__setattr__(self, "pooling", DEFAULT_POOLING.get(self.kind, "whole"))
 
     @property
     def threshold_off(self) -> float:
@@ -103,8 +113,8 @@ class PredicateSetConfig:
 
 TOP_FIELDS = ("predicates", "defaults", "background", "template")
 PREDICATE_FIELDS = ("prompt", "prompts", "negatives", "threshold", "hysteresis", "min_duration_s",
-                    "kind", "refractory_s", "prototypes")
-DEFAULT_FIELDS = ("threshold", "hysteresis", "min_duration_s", "kind", "refractory_s")
+                    "kind", "refractory_s", "prototypes", "pooling")
+DEFAULT_FIELDS = ("threshold", "hysteresis", "min_duration_s", "kind", "refractory_s", "pooling")
 PROTOTYPE_FIELDS = ("positive", "negative", "weight", "scale", "model")
 
 
@@ -171,6 +181,9 @@ def _parse_predicate(name: str, spec: Any, defaults: dict[str, Any]) -> Predicat
     kind = merged.get("kind", "state")
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
+    pooling = merged.get("pooling", DEFAULT_POOLING[kind])
+    if pooling not in POOLINGS:
+        raise ConfigError(f"{where}.pooling: must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     threshold = _number(merged, "threshold", 0.5, where, 0.0, 1.0)
     hysteresis = _number(merged, "hysteresis", 0.1, where, 0.0, 1.0)
     cfg = PredicateConfig(
@@ -183,6 +196,7 @@ def _parse_predicate(name: str, spec: Any, defaults: dict[str, Any]) -> Predicat
         kind=kind,
         refractory_s=_number(merged, "refractory_s", 2.0, where, 0.0, 3600.0),
         prototypes=_prototypes(spec.get("prototypes"), f"{where}.prototypes"),
+        pooling=pooling,
     )
     return cfg
 
@@ -281,6 +295,8 @@ def dump_predicate_config(cfg: PredicateSetConfig) -> dict[str, Any]:
                     min_duration_s=p.min_duration_s, kind=p.kind)
         if p.kind == "event":
             spec["refractory_s"] = p.refractory_s
+        if p.pooling != DEFAULT_POOLING[p.kind]:
+            spec["pooling"] = p.pooling
         if p.prototypes is not None:
             pr = p.prototypes
             proto: dict[str, Any] = {"weight": pr.weight, "scale": pr.scale}

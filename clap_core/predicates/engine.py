@@ -9,7 +9,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +19,16 @@ from .tracking import PredicateTracker
 from .windowing import Window, Windower
 
 BATCH = 16  # windows per model call when a push completes many (replay)
+PART_S, PART_HOP_S = 1.0, 0.5  # sub-window parts (YAMNet: one 0.96-s patch each, every 0.48 s)
+
+
+@runtime_checkable
+class PartsModel(Protocol):
+    """A model that embeds a window's parts as well as the whole (ClapModel, OnnxAudioModel).
+    Models without it are scored on whole windows only; their parts' spans are the window."""
+
+    def embed_audio_parts(self, waveform: Any, sample_rate: int, part_s: float,
+                          part_hop_s: float) -> tuple[Any, Any, list[tuple[float, float]]]: ...
 
 
 @dataclass
@@ -37,6 +47,9 @@ class WindowResult:
     level_dbfs: float
     thresholds_off: list[float] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    # Audio-time bounds of each predicate's best-scoring part (the window when there are no parts).
+    part_start: list[float] = field(default_factory=list)
+    part_end: list[float] = field(default_factory=list)
 
     @property
     def skipped(self) -> bool:
@@ -53,6 +66,8 @@ class WindowResult:
         preds = {n: {"value": bool(v), "score": (round(float(s), 5) if math.isfinite(s) else None),
                      "threshold": t}
                  for n, v, s, t in zip(self.names, self.values, self.scores, self.thresholds)}
+        for n, a, b in zip(self.names, self.part_start, self.part_end):
+            preds[n]["part"] = [round(a - t_offset, 4), round(b - t_offset, 4)]
         out: dict[str, Any] = {"t_start": round(self.t_start - t_offset, 4),
                                "t_end": round(self.t_end - t_offset, 4), "predicates": preds}
         if self.fired:
@@ -131,30 +146,46 @@ class PredicateEngine:
             return []
         assert self._scorer is not None and self.cfg is not None
         usable = [w for w in windows if w.usable]
-        scores: dict[int, np.ndarray] = {}
+        scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         per_window_s = 0.0
         if usable:
             t0 = time.perf_counter()
-            all_scores = self._score([w.samples for w in usable])
+            all_scores, all_spans = self._score([w.samples for w in usable])
             per_window_s = (time.perf_counter() - t0) / len(usable)
-            scores = {id(w): s for w, s in zip(usable, all_scores)}
+            scores = {id(w): sp for w, sp in zip(usable, zip(all_scores, all_spans))}
         return [self._track(w, scores.get(id(w)), per_window_s) for w in windows]
 
-    def _score(self, batch: list[np.ndarray]) -> np.ndarray:
-        out = []
+    def _score(self, batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores `[N, P]` and each predicate's best part as window-relative (start, end) `[N, P, 2]`."""
+        scorer = self._scorer
+        assert scorer is not None
+        rate = int(self.model.sample_rate)
+        parts = scorer.needs_parts and isinstance(self.model, PartsModel)
+        out, spans = [], []
         for i in range(0, len(batch), BATCH):
-            emb = self.model.embed_audio(np.stack(batch[i:i + BATCH]), int(self.model.sample_rate))
-            out.append(self._scorer.score(to_numpy(emb)))  # type: ignore[union-attr]
-        return np.concatenate(out)
+            chunk = np.stack(batch[i:i + BATCH])
+            if parts:
+                whole, part_emb, bounds = self.model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
+                s, best = scorer.pooled(to_numpy(whole), to_numpy(part_emb))
+                spans.append(np.asarray(bounds, dtype=np.float64)[best])
+            else:
+                s = scorer.score(to_numpy(self.model.embed_audio(chunk, rate)))
+                spans.append(np.broadcast_to([0.0, chunk.shape[-1] / rate], (*s.shape, 2)))
+            out.append(s)
+        return np.concatenate(out), np.concatenate(spans)
 
-    def _track(self, w: Window, scores: np.ndarray | None, inference_s: float) -> WindowResult:
+    def _track(self, w: Window, scored: tuple[np.ndarray, np.ndarray] | None,
+               inference_s: float) -> WindowResult:
         assert self.cfg is not None
         preds = self.cfg.predicates
         flags = list(w.flags)
-        if scores is None:
+        if scored is None:
             scores = np.full(len(preds), np.nan, np.float32)
+            spans = np.tile([0.0, w.t_end - w.t_start], (len(preds), 1))
             flags.append("skipped")
             inference_s = 0.0
+        else:
+            scores, spans = scored
         values, fired = [], []
         for p, s in zip(preds, scores):
             step = self._trackers[p.name].step(float(s), w.t_end)
@@ -165,7 +196,9 @@ class PredicateEngine:
                             scores=[float(s) for s in scores], values=values,
                             thresholds=[p.threshold for p in preds], fired=fired, flags=flags,
                             inference_s=inference_s, level_dbfs=w.level_dbfs,
-                            thresholds_off=[p.threshold_off for p in preds], kinds=[p.kind for p in preds])
+                            thresholds_off=[p.threshold_off for p in preds], kinds=[p.kind for p in preds],
+                            part_start=[w.t_start + float(a) for a in spans[:, 0]],
+                            part_end=[w.t_start + float(b) for b in spans[:, 1]])
 
 
 def _decision(p: PredicateConfig) -> tuple:

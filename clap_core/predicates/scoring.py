@@ -15,6 +15,10 @@ same thing as the predicate (text cosine above `SIMILAR_COS`) are left out of it
 Calibration may add audio prototypes (mean embeddings of positive and negative example windows);
 their score `sigmoid(scale_p * (cos(a, pos) - cos(a, neg)))` is blended in with its weight.
 
+Pooling (per predicate, `pooling` in its config): with part embeddings (~1-s stretches of the
+window) the window's score is `max` over the whole and its parts (a short event scores in the part
+it fills instead of being averaged away), the `mean` of the parts, or the `whole` window's alone.
+
 Prompt embeddings are computed once, in one batch, then the model's text tower is released.
 """
 from __future__ import annotations
@@ -83,6 +87,7 @@ class PromptScorer:
 
     def __init__(self, model: object, cfg: PredicateSetConfig) -> None:
         self.names = cfg.names
+        self.poolings = [p.pooling for p in cfg.predicates]
         self.scale = model_scale(model)
         self.template = cfg.template or model_template(model)
         texts = self._all_texts(cfg)
@@ -144,3 +149,21 @@ class PromptScorer:
             proto = sigmoid(v.proto_scale * (a @ v.proto_pos - ref))
             scores[:, i] = (1.0 - v.proto_weight) * scores[:, i] + v.proto_weight * proto
         return scores.astype(np.float32)
+
+    @property
+    def needs_parts(self) -> bool:
+        return any(mode != "whole" for mode in self.poolings)
+
+    def pooled(self, whole: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole `[B, d]` and parts `[B, K, d]` embeddings → (pooled scores `[B, P]`, index of each
+        predicate's best-scoring part `[B, P]`, the part the evidence lies in)."""
+        b, k, d = parts.shape
+        s_whole = self.score(whole)
+        s_parts = self.score(parts.reshape(b * k, d)).reshape(b, k, -1)
+        out = s_whole.copy()
+        for i, mode in enumerate(self.poolings):
+            if mode == "max":
+                out[:, i] = np.maximum(s_whole[:, i], s_parts[:, :, i].max(axis=1))
+            elif mode == "mean":
+                out[:, i] = s_parts[:, :, i].mean(axis=1)
+        return out, s_parts.argmax(axis=1)

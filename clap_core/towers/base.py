@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..parts import Span, part_spans
 
 class AudioTower(nn.Module):
     """waveform → vector. Takes mono float32 audio `[batch, samples]` at `self.sample_rate`.
@@ -17,6 +18,21 @@ class AudioTower(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def forward_parts(self, waveform: torch.Tensor, part_s: float,
+                      part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[Span]]:
+        """(whole `[B, F]`, parts `[B, P, F]`, spans in seconds from the window start), so a short
+        event can be heard in the part it fills. Generic: cut the waveform and run `forward` on
+        every part; towers that share work between parts override this."""
+        b, t = waveform.shape
+        spans = part_spans(t / self.sample_rate, part_s, part_hop_s)
+        n = int(round(spans[0][1] * self.sample_rate)) if len(spans) > 1 else t
+        cuts = [waveform[:, int(round(s * self.sample_rate)):][:, :n] for s, _ in spans]
+        whole = self(waveform)
+        if len(spans) == 1:
+            return whole, whole[:, None], spans
+        parts = self(torch.cat(cuts))  # part-major: [P·B, F]
+        return whole, parts.reshape(len(spans), b, -1).transpose(0, 1), spans
 
 
 class TextTower(nn.Module):

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..config import AudioTowerConfig
 from ..errors import ClapError, ConfigError
+from ..parts import part_spans
 from .base import AudioTower
 from .logmel import LogMelFrontEnd
 
@@ -199,6 +200,27 @@ class Cnn14Tower(AudioTower):
         return self._folded
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self._head(self._time_features(waveform))
+
+    def forward_parts(self, waveform: torch.Tensor, part_s: float,
+                      part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[tuple[float, float]]]:
+        """The conv blocks run once; each part pools its own stretch of the time axis with the same
+        head (max + mean over time, then fc1), so the whole-window output is `forward`'s exactly.
+        Parts are aligned to the final map's time cells (32 frames each); spans say where they lie."""
+        feats = self._time_features(waveform)  # [B, C, cells]
+        cell_s = 32 * self.frontend.hop_size / self.sample_rate
+        duration = waveform.shape[-1] / self.sample_rate
+        cells = feats.shape[-1]
+        bounds = []
+        for start, end in part_spans(duration, part_s, part_hop_s):
+            a = min(cells - 1, int(round(start / cell_s)))
+            bounds.append((a, min(cells, max(a + 1, int(round(end / cell_s))))))
+        parts = torch.stack([self._head(feats[..., a:b]) for a, b in bounds], dim=1)
+        spans = [(a * cell_s, min(duration, b * cell_s)) for a, b in bounds]
+        return self._head(feats), parts, spans
+
+    def _time_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Front end and conv blocks, averaged over Mel: `[B, 2048, time cells]`."""
         x = self.frontend(waveform)  # [B, frames, mel]
         x = self.bn0(x.transpose(1, 2)[..., None]).squeeze(-1).transpose(1, 2)  # BN per mel bin
         x = x[:, None]  # [B, 1, frames, mel]
@@ -209,7 +231,9 @@ class Cnn14Tower(AudioTower):
                 x = F.dropout(block(x, (2, 2) if i < 5 else (1, 1)), p=0.2, training=self.training)
         else:
             x = self._inference_blocks(x.contiguous(memory_format=torch.channels_last))
-        x = x.mean(dim=3)  # over mel
+        return x.mean(dim=3)  # over mel
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
         x = x.amax(dim=2) + x.mean(dim=2)  # over time
         x = F.dropout(x, p=0.5, training=self.training)
         x = F.relu(self.fc1(x))

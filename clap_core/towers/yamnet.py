@@ -191,18 +191,45 @@ class YamnetTower(AudioTower):
         emb, logits = self._session.run(None, {self._inputs: q.unsqueeze(1).numpy()})
         return torch.from_numpy(emb.reshape(len(q), EMBED_DIM)), torch.from_numpy(logits)
 
-    @torch.no_grad()
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def _patch_outputs(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[B, T]` → per-patch (embeddings `[B, P, 1024]`, logits `[B, P, 521]`)."""
         if waveform.dim() != 2:
             raise ValueError(f"YAMNet tower: expected waveform [batch, samples], got shape {tuple(waveform.shape)}")
         patches = self.frontend(waveform.detach().cpu())
         b, p = patches.shape[:2]
         emb, logits = self.patches_forward(patches.reshape(b * p, *patches.shape[2:]))
-        emb = emb.reshape(b, p, EMBED_DIM).mean(dim=1)
-        probs = torch.sigmoid(logits.reshape(b, p, NUM_CLASSES))
+        return emb.reshape(b, p, EMBED_DIM), logits.reshape(b, p, NUM_CLASSES)
+
+    def _pool(self, emb: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Patches `[B, P, ·]` → one vector per clip: embedding mean, probabilities mean/max blend."""
+        probs = torch.sigmoid(logits)
         probs = (1 - self.max_weight) * probs.mean(dim=1) + self.max_weight * probs.amax(dim=1)
-        parts = {"embedding": [emb], "probs": [probs], "both": [emb, probs]}[self.output]
-        return torch.cat(parts, dim=1).to(waveform.device)
+        parts = {"embedding": [emb.mean(dim=1)], "probs": [probs], "both": [emb.mean(dim=1), probs]}[self.output]
+        return torch.cat(parts, dim=1)
+
+    @torch.no_grad()
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        emb, logits = self._patch_outputs(waveform)
+        return self._pool(emb, logits).to(waveform.device)
+
+    @torch.no_grad()
+    def forward_parts(self, waveform: torch.Tensor, part_s: float,
+                      part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[tuple[float, float]]]:
+        """YAMNet already hears in 0.96-s patches: a part is a run of consecutive patches (one
+        patch for `part_s` ≤ 0.96 s), pooled like the whole window, so parts cost nothing extra."""
+        emb, logits = self._patch_outputs(waveform)
+        c = self.frontend.cfg
+        hop_s = c.patch_hop_frames * c.hop_samples / SAMPLE_RATE
+        patch_s = self.frontend.min_samples() / SAMPLE_RATE
+        n = emb.shape[1]
+        per = min(n, max(1, int(round((part_s - patch_s) / hop_s)) + 1))
+        step = max(1, int(round(part_hop_s / hop_s)))
+        starts = list(range(0, n - per + 1, step))
+        if starts[-1] != n - per:
+            starts.append(n - per)
+        parts = torch.stack([self._pool(emb[:, k:k + per], logits[:, k:k + per]) for k in starts], dim=1)
+        spans = [(k * hop_s, (k + per - 1) * hop_s + patch_s) for k in starts]
+        return self._pool(emb, logits).to(waveform.device), parts.to(waveform.device), spans
 
 
 def _make_session(threads: int):

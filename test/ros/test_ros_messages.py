@@ -157,7 +157,7 @@ def _result(**kw):
 
     base = dict(t_start=100.0, t_end=105.25, names=["pour", "knock"], scores=[0.8, float("nan")],
                 values=[True, False], thresholds=[0.5, 0.6], fired=["knock"], flags=["clipped"],
-                inference_s=0.03, level_dbfs=-21.5)
+                inference_s=0.03, level_dbfs=-21.5, part_start=[102.4, 100.0], part_end=[103.375, 105.25])
     return WindowResult(**{**base, **kw})
 
 
@@ -170,6 +170,7 @@ def test_predicates_msg_carries_the_window() -> None:
     assert msg.scores[0] == pytest.approx(0.8) and math.isnan(msg.scores[1])
     assert list(msg.fired) == [False, True] and list(msg.flags) == ["clipped"]
     assert msg.thresholds[1] == pytest.approx(0.6) and msg.level_dbfs == pytest.approx(-21.5)
+    assert list(msg.part_start) == [102.4, 100.0] and list(msg.part_end) == [103.375, 105.25]  # float64: exact
 
 
 def test_timed_ring_counts_overruns_and_keeps_segment_times() -> None:
