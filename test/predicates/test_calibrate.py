@@ -69,3 +69,29 @@ def test_examples_errors(tmp_path, band_model) -> None:
 def test_f1() -> None:
     assert f1(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])) == pytest.approx(0.5)
     assert f1(np.array([0, 0]), np.array([0, 0])) == 0.0
+
+
+def test_prototype_scores_are_leave_one_recording_out() -> None:
+    """The calibrator's claim: each recording's prototype margin is computed with prototypes built
+    WITHOUT that recording. Expected values are worked out here with NumPy, recording by recording;
+    an in-sample calibrator (prototypes from all recordings) gives other margins and fails."""
+    from clap_core.predicates.calibrate import _loo_margins
+
+    rng = np.random.default_rng(0)
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    recs = [(unit(rng.standard_normal((n, 6))), y) for n, y in ((3, True), (2, True), (4, True), (2, False), (3, False))]
+    expected = []
+    for i, (windows, _) in enumerate(recs):
+        others = [r for j, r in enumerate(recs) if j != i]
+        pos = unit(np.mean([unit(a.mean(0)) for a, y in others if y], axis=0))
+        neg = unit(np.mean([unit(a.mean(0)) for a, y in others if not y], axis=0))
+        expected.append(windows @ pos - windows @ neg)
+    got = _loo_margins(recs)
+    np.testing.assert_allclose(got, np.concatenate(expected), atol=1e-12)
+    in_sample_pos = unit(np.mean([unit(a.mean(0)) for a, y in recs if y], axis=0))
+    in_sample_neg = unit(np.mean([unit(a.mean(0)) for a, y in recs if not y], axis=0))
+    in_sample = np.concatenate([a @ in_sample_pos - a @ in_sample_neg for a, _ in recs])
+    assert np.abs(in_sample - np.concatenate(expected)).max() > 0.05  # the mutant is visibly different
