@@ -176,6 +176,6 @@ def predicates_msg(result: Any, frame_id: str) -> Any:
     msg.flags = [str(f) for f in result.flags]
     msg.level_dbfs = float(result.level_dbfs)
     msg.inference_s = float(result.inference_s)
-    msg.part_start = [float(t) for t in result.part_start]
-    msg.part_end = [float(t) for t in result.part_end]
+    msg.part_start = [seconds_to_stamp(t) for t in result.part_start]
+    msg.part_end = [seconds_to_stamp(t) for t in result.part_end]
     return msg
