@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from training.config import load_config
-    from training.loop import resume_config, run
+    from training.loop import run
+    from training.run_state import resume_config
 
     try:
         if args.resume is not None:
