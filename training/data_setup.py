@@ -13,6 +13,7 @@ from clap_core.errors import ManifestError
 from clap_core.manifest import read_labelled_manifest
 
 from . import data as D
+from . import manifests as M
 from .config import TrainConfig
 from .distributed import Runtime
 
@@ -23,32 +24,32 @@ class DataBundle:
     val: D.ClipDataset
     val_captions: list[str]
     val_relevance: torch.Tensor
-    zeroshot: Optional[tuple[list[D.Clip], list[np.ndarray]]] = None
+    zeroshot: Optional[tuple[list[M.Clip], list[np.ndarray]]] = None
 
 
 @dataclass
 class Manifests:
     """Every clip list a run reads, parsed before any model is built (bad input fails in a second)."""
 
-    train: list[D.Clip]
-    val: list[D.Clip]
-    zeroshot: Optional[list[D.Clip]]
-    backgrounds: list[D.Clip]
+    train: list[M.Clip]
+    val: list[M.Clip]
+    zeroshot: Optional[list[M.Clip]]
+    backgrounds: list[M.Clip]
 
 
 def read_manifests(config: TrainConfig) -> Manifests:
     d = config.data
-    clips = D.read_manifest(d.train, d.templates, d.audio_root)
+    clips = M.read_manifest(d.train, d.templates, d.audio_root)
     if d.val is not None:
-        train, val = clips, D.read_manifest(d.val, d.templates, d.audio_root)
+        train, val = clips, M.read_manifest(d.val, d.templates, d.audio_root)
     else:
-        train, val = D.split_clips(clips, d.val_fraction, config.train.seed)
+        train, val = M.split_clips(clips, d.val_fraction, config.train.seed)
     zeroshot = None
     if d.zeroshot is not None:
-        zeroshot = [D.Clip(c.path, (), c.label) for c in read_labelled_manifest(d.zeroshot, d.audio_root)]
+        zeroshot = [M.Clip(c.path, (), c.label) for c in read_labelled_manifest(d.zeroshot, d.audio_root)]
     backgrounds = []
     if config.augment.mix_prob > 0 and config.augment.background:
-        backgrounds = [D.Clip(p, ("",)) for p in D.read_audio_list(config.augment.background)]
+        backgrounds = [M.Clip(p, ("",)) for p in M.read_audio_list(config.augment.background)]
     return Manifests(train, val, zeroshot, backgrounds)
 
 

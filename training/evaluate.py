@@ -12,8 +12,8 @@ from clap_core.audio_io import clip_windows
 from clap_core.losses import contrastive_loss
 
 from .config import TrainConfig
-from .data import Clip
 from .data_setup import DataBundle
+from .manifests import Clip
 from .metrics import mean_normalised, retrieval_metrics, zeroshot_accuracy
 from .precision import Precision
 
