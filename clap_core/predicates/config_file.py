@@ -7,7 +7,7 @@ roboticist can fix the file from the one-line message alone.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,15 @@ PREDICATE_FIELDS = ("prompt", "prompts", "negatives", "threshold", "hysteresis",
                     "kind", "refractory_s", "prototypes", "pooling")
 DEFAULT_FIELDS = ("threshold", "hysteresis", "min_duration_s", "kind", "refractory_s", "pooling")
 PROTOTYPE_FIELDS = ("positive", "negative", "weight", "scale", "model")
+
+
+def _field_defaults(cls: type) -> dict[str, Any]:
+    """A dataclass's defaults: a field the file leaves out gets exactly what the dataclass says."""
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+_PREDICATE = _field_defaults(PredicateConfig)
+_PROTOTYPES = _field_defaults(Prototypes)
 
 
 def load_predicate_config(path: str | Path) -> PredicateSetConfig:
@@ -84,23 +93,23 @@ def _parse_predicate(name: str, spec: Any, defaults: dict[str, Any]) -> Predicat
     _check_keys(spec, PREDICATE_FIELDS, where)
     merged = {**defaults, **spec}
     prompts = _prompts(spec, where)
-    kind = merged.get("kind", "state")
+    kind = merged.get("kind", _PREDICATE["kind"])
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
     pooling = merged.get("pooling", DEFAULT_POOLING[kind])
     if pooling not in POOLINGS:
         raise ConfigError(f"{where}.pooling: must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-    threshold = _number(merged, "threshold", 0.5, where, 0.0, 1.0)
-    hysteresis = _number(merged, "hysteresis", 0.1, where, 0.0, 1.0)
+    threshold = _number(merged, "threshold", _PREDICATE["threshold"], where, 0.0, 1.0)
+    hysteresis = _number(merged, "hysteresis", _PREDICATE["hysteresis"], where, 0.0, 1.0)
     cfg = PredicateConfig(
         name=name,
         prompts=prompts,
         negatives=_strings(spec.get("negatives", []), f"{where}.negatives", allow_empty=True),
         threshold=threshold,
         hysteresis=hysteresis,
-        min_duration_s=_number(merged, "min_duration_s", 0.0, where, 0.0, 3600.0),
+        min_duration_s=_number(merged, "min_duration_s", _PREDICATE["min_duration_s"], where, 0.0, 3600.0),
         kind=kind,
-        refractory_s=_number(merged, "refractory_s", 2.0, where, 0.0, 3600.0),
+        refractory_s=_number(merged, "refractory_s", _PREDICATE["refractory_s"], where, 0.0, 3600.0),
         prototypes=_prototypes(spec.get("prototypes"), f"{where}.prototypes"),
         pooling=pooling,
     )
@@ -136,8 +145,8 @@ def _prototypes(spec: Any, where: str) -> Prototypes | None:
     if model is not None and not isinstance(model, str):
         raise ConfigError(f"{where}.model: must be a string, got {model!r}")
     return Prototypes(positive=positive, negative=negative,
-                      weight=_number(spec, "weight", 0.5, where, 0.0, 1.0),
-                      scale=_number(spec, "scale", 20.0, where, 0.0, 1000.0), model=model)
+                      weight=_number(spec, "weight", _PROTOTYPES["weight"], where, 0.0, 1.0),
+                      scale=_number(spec, "scale", _PROTOTYPES["scale"], where, 0.0, 1000.0), model=model)
 
 
 def _vector(value: Any, where: str) -> tuple[float, ...]:
