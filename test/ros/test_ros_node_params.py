@@ -9,7 +9,7 @@ pytest.importorskip("rclpy", reason="rclpy is installed by scripts/setup.sh")
 pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by scripts/setup.sh")
 
 from launch_stubs import launch_arguments, launch_description  # noqa: E402
-from node_harness import NodeProcess, RosClient  # noqa: E402
+from node_harness import NodeProcess, RosClient, wait_until_up  # noqa: E402
 
 GOOD = "predicates:\n  kettle:\n    prompt: a kettle whistling\n"
 
@@ -43,9 +43,9 @@ def test_bad_parameter_is_one_line_before_the_model_loads(tmp_path, name, value)
 
 def _call(client: RosClient, node: NodeProcess, srv_type, service: str, request):
     cli = client.node.create_client(srv_type, f"{node.ns}/{node.name}/{service}")
-    client.spin_until(cli.service_is_ready, 90, f"the node's {service} service", node)
+    client.spin_until(cli.service_is_ready, 30, f"the node's {service} service", node)
     future = cli.call_async(request)
-    client.spin_until(future.done, 30, f"the {service} reply", node)
+    client.spin_until(future.done, 60, f"the {service} reply", node)
     client.node.destroy_client(cli)
     return future.result()
 
@@ -64,6 +64,7 @@ def test_running_node_parameters_are_the_launch_arguments(tmp_path, monkeypatch,
     client = RosClient()
     try:
         own = set(client.node.list_parameters([], 0).names)  # what rclpy declares on every node
+        wait_until_up(client, node)  # its services answer once the model has loaded and it spins
         names = set(_call(client, node, ListParameters, "list_parameters", ListParameters.Request()).result.names)
         assert own and own <= names, (own, names)
         assert names - own == set(arguments)
