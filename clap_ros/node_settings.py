@@ -40,8 +40,7 @@ class NodeSettings:
         "audio", "Audio topic for source=topic (AudioStamped, or AudioData for the ros-drivers layout).")
     audio_info_topic: str = setting(
         "audio/audio_info", "AudioInfo topic of the ros-drivers layout (format of the raw bytes).")
-    device: str = setting(
-        "", "Microphone: '' = default input, a PortAudio index, or a (sub)string of the device name.")
+    device: str = setting("", "Microphone: '' = default input, a PortAudio index, or a (sub)string of the device name.")
     sample_rate: int = setting(
         0, "Microphone capture rate in Hz (0 = the device's default); for the ros-drivers layout, "
            "the rate assumed until an AudioInfo arrives.")
@@ -50,13 +49,11 @@ class NodeSettings:
         0.0, "Analysis window in seconds; 0 = the model's clip length (5 s 2022, 7 s 2023, 10 s LAION).")
     hop_s: float = setting(0.5, "Seconds between windows: one inference and one message per hop.")
     frame_id: str = setting("microphone", "header.frame_id of the published messages.")
-    publish_bools: bool = setting(
-        True, "Also publish std_msgs/Bool on /audio_predicates/<name> for every predicate.")
+    publish_bools: bool = setting(True, "Also publish std_msgs/Bool on /audio_predicates/<name> for every predicate.")
     silence_timeout_s: float = setting(2.0, "Diagnostics warn when the audio topic has been silent this long.")
     retry_initial_s: float = setting(1.0, "First delay before reopening a failed microphone; doubles per failure.")
     retry_max_s: float = setting(30.0, "Longest delay between microphone retries.")
-    buffer_s: float = setting(
-        30.0, "Seconds of audio buffered between capture and inference; beyond that, overruns.")
+    buffer_s: float = setting(30.0, "Seconds of audio buffered between capture and inference; beyond that, overruns.")
     diagnostics_period_s: float = setting(1.0, "Period of /diagnostics messages.")
     record_dir: str = setting(
         "", "If set, record the audio heard, /audio_predicates and /diagnostics into an mcap bag here.")
