@@ -19,7 +19,8 @@ import numpy as np
 
 from clap_core.errors import ClapError
 
-from .bag_io import LAYOUT_STAMPED, AudioBagWriter
+from .bag_formats import LAYOUT_STAMPED
+from .bag_writer import AudioBagWriter
 
 AUDIO_TOPIC = "/audio"
 

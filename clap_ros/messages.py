@@ -146,12 +146,15 @@ def stamp_to_seconds(stamp: Any) -> float:
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
-def seconds_to_stamp(t: float) -> Any:
-    """Float seconds → builtin_interfaces/Time, rounding to the nearest nanosecond."""
-    from builtin_interfaces.msg import Time
+def seconds_to_stamp(t: float, time_type: Any = None) -> Any:
+    """Float seconds → builtin_interfaces/Time, rounding to the nearest nanosecond.
+
+    `time_type`: the Time class to build (rosbags' for bags); default the rclpy message."""
+    if time_type is None:
+        from builtin_interfaces.msg import Time as time_type
 
     ns = int(round(t * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return time_type(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def predicates_msg(result: Any, frame_id: str) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +21,50 @@ TOPICS = ("audio_topic", "audio_info_topic")
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
+def setting(default: Any, description: str) -> Any:
+    """A node parameter: its default and its description, written once (ROS docs, launch arguments)."""
+    return field(default=default, metadata={"description": description})
+
+
 @dataclass(frozen=True)
 class NodeSettings:
-    """Every node parameter, with its default; the descriptions become ROS parameter docs."""
+    """Every node parameter; the node declares them and the launch file makes its arguments from them."""
 
-    config: str = ""
-    weights: str = "default"
-    source: str = "microphone"
-    audio_topic: str = "audio"
-    audio_info_topic: str = "audio/audio_info"
-    device: str = ""
-    sample_rate: int = 0
-    channels: int = 1
-    window_s: float = 0.0  # 0: the model's clip length (model_window)
-    hop_s: float = 0.5
-    frame_id: str = "microphone"
-    publish_bools: bool = True
-    silence_timeout_s: float = 2.0
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 30.0
-    buffer_s: float = 30.0
-    diagnostics_period_s: float = 1.0
-    record_dir: str = ""
-    text_in_child_process: bool = True
-    audio_runtime: str = "auto"
+    config: str = setting(
+        "", "Predicates YAML (see config/predicates.yaml). Set it at run time to reload the predicates.")
+    weights: str = setting(
+        "default", "Model weights: 'default' (embedded), a registered name such as 'msclap-2022', or a path.")
+    source: str = setting(
+        "microphone", "Where audio comes from: 'microphone' (PortAudio) or 'topic' (audio_common_msgs).")
+    audio_topic: str = setting(
+        "audio", "Audio topic for source=topic (AudioStamped, or AudioData for the ros-drivers layout).")
+    audio_info_topic: str = setting(
+        "audio/audio_info", "AudioInfo topic of the ros-drivers layout (format of the raw bytes).")
+    device: str = setting("", "Microphone: '' = default input, a PortAudio index, or a (sub)string of the device name.")
+    sample_rate: int = setting(
+        0, "Microphone capture rate in Hz (0 = the device's default); for the ros-drivers layout, "
+           "the rate assumed until an AudioInfo arrives.")
+    channels: int = setting(1, "Channels captured (downmixed to mono).")
+    window_s: float = setting(
+        0.0, "Analysis window in seconds; 0 = the model's clip length (5 s 2022, 7 s 2023, 10 s LAION).")
+    hop_s: float = setting(0.5, "Seconds between windows: one inference and one message per hop.")
+    frame_id: str = setting("microphone", "header.frame_id of the published messages.")
+    publish_bools: bool = setting(True, "Also publish std_msgs/Bool on /audio_predicates/<name> for every predicate.")
+    silence_timeout_s: float = setting(2.0, "Diagnostics warn when the audio topic has been silent this long.")
+    retry_initial_s: float = setting(1.0, "First delay before reopening a failed microphone; doubles per failure.")
+    retry_max_s: float = setting(30.0, "Longest delay between microphone retries.")
+    buffer_s: float = setting(30.0, "Seconds of audio buffered between capture and inference; beyond that, overruns.")
+    diagnostics_period_s: float = setting(1.0, "Period of /diagnostics messages.")
+    record_dir: str = setting(
+        "", "If set, record the audio heard, /audio_predicates and /diagnostics into an mcap bag here.")
+    text_in_child_process: bool = setting(
+        True, "Embed the prompts in a short-lived child process, so the node never loads the "
+              "text encoder (≈ 100–200 MB less resident memory; a few seconds more per (re)load).")
+    audio_runtime: str = setting(
+        "auto", "'onnx': a child process exports the audio path once and the node runs it with ONNX "
+                "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
+                "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
+                "torch otherwise.")
 
     def validate(self) -> "NodeSettings":
         """Reject nonsense once, at start, with the parameter's name in the message."""
@@ -58,33 +78,8 @@ class NodeSettings:
         return self
 
 
-DESCRIPTIONS: dict[str, str] = {
-    "config": "Predicates YAML (see config/predicates.yaml). Set it at run time to reload the predicates.",
-    "weights": "Model weights: 'default' (embedded), a registered name such as 'msclap-2022', or a path.",
-    "source": "Where audio comes from: 'microphone' (PortAudio) or 'topic' (audio_common_msgs).",
-    "audio_topic": "Audio topic for source=topic (AudioStamped, or AudioData for the ros-drivers layout).",
-    "audio_info_topic": "AudioInfo topic of the ros-drivers layout (format of the raw bytes).",
-    "device": "Microphone: '' = default input, a PortAudio index, or a (sub)string of the device name.",
-    "sample_rate": "Microphone capture rate in Hz (0 = the device's default); for the ros-drivers layout, "
-                   "the rate assumed until an AudioInfo arrives.",
-    "channels": "Channels captured (downmixed to mono).",
-    "window_s": "Analysis window in seconds; 0 = the model's clip length (5 s 2022, 7 s 2023, 10 s LAION).",
-    "hop_s": "Seconds between windows: one inference and one message per hop.",
-    "frame_id": "header.frame_id of the published messages.",
-    "publish_bools": "Also publish std_msgs/Bool on /audio_predicates/<name> for every predicate.",
-    "silence_timeout_s": "Diagnostics warn when the audio topic has been silent this long.",
-    "retry_initial_s": "First delay before reopening a failed microphone; doubles per failure.",
-    "retry_max_s": "Longest delay between microphone retries.",
-    "buffer_s": "Seconds of audio buffered between capture and inference; beyond that, overruns.",
-    "diagnostics_period_s": "Period of /diagnostics messages.",
-    "record_dir": "If set, record the audio heard, /audio_predicates and /diagnostics into an mcap bag here.",
-    "text_in_child_process": "Embed the prompts in a short-lived child process, so the node never loads the "
-                             "text encoder (≈ 100–200 MB less resident memory; a few seconds more per (re)load).",
-    "audio_runtime": "'onnx': a child process exports the audio path once and the node runs it with ONNX "
-                     "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
-                     "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
-                     "torch otherwise.",
-}
+# Every parameter's description, read from its field (the launch file's arguments use the same).
+DESCRIPTIONS: dict[str, str] = {f.name: f.metadata["description"] for f in fields(NodeSettings)}
 
 
 def declare_settings(node: Any) -> NodeSettings:

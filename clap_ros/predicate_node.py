@@ -18,7 +18,7 @@ from typing import Any
 from clap_core.errors import ClapError, ConfigError
 
 from .messages import interfaces_hint
-from .node_settings import DESCRIPTIONS, NodeSettings, declare_settings  # noqa: F401 - the node's API
+from .node_settings import NodeSettings, declare_settings
 
 NODE_NAME = "clap_predicate_node"
 GIL_SWITCH_INTERVAL_S = 0.0001

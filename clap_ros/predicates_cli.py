@@ -88,7 +88,7 @@ def run_bag_from_audio(args: argparse.Namespace) -> int:
 
     from clap_core.audio_io import load_audio, resample
 
-    from .bag_io import AudioBagWriter
+    from .bag_writer import AudioBagWriter
 
     t0 = 1.7e9
     gap = np.zeros(int(args.silence * args.rate), np.float32)

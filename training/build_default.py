@@ -186,6 +186,13 @@ def install(checkpoint: Path, target: Path = PACKAGE_DIR) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Expected failures end in one line `error: …` and exit 2, as every CLI here."""
+    from clap_core.cli.common import run
+
+    return run(_build_and_install, argv)
+
+
+def _build_and_install(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild the embedded default model (CPU, a few minutes).")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "default", help="work folder")
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labels.csv (path,label) of the recordings")
@@ -193,16 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="override a training field")
     parser.add_argument("--no-install", action="store_true", help="do not copy the result into the package")
     args = parser.parse_args(argv)
-    try:
-        exclude = {s.strip() for s in args.exclude.split(",") if s.strip()}
-        clips = [c for c in data_default.read_labels(args.labels) if c.label not in exclude]
-        checkpoint = build(args.out, clips, args.overrides)
-        if not args.no_install:
-            install(checkpoint)
-            print(f"installed {checkpoint} → {PACKAGE_DIR}", file=sys.stderr)
-    except ClapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    exclude = {s.strip() for s in args.exclude.split(",") if s.strip()}
+    clips = [c for c in data_default.read_labels(args.labels) if c.label not in exclude]
+    checkpoint = build(args.out, clips, args.overrides)
+    if not args.no_install:
+        install(checkpoint)
+        print(f"installed {checkpoint} → {PACKAGE_DIR}", file=sys.stderr)
     return 0
 
 

@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # run as a file (`python training/train.py`, torc
     sys.path.insert(0, str(_here.parent))
     __package__ = "training"
 
-from clap_core.errors import ClapError  # noqa: E402
+from clap_core.cli.common import run as run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,19 +35,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Expected failures end in one line `error: …` and exit 2, as every CLI here."""
+    return run_cli(_train, argv)
+
+
+def _train(argv: list[str] | None) -> int:
     args = parse_args(argv)
     from training.config import load_config
-    from training.loop import resume_config, run
+    from training.loop import run
+    from training.run_state import resume_config
 
-    try:
-        if args.resume is not None:
-            config = resume_config(args.resume, args.overrides)
-        else:
-            config = load_config(args.config, args.overrides)
-        state = run(config, resume_dir=args.resume)
-    except ClapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.resume is not None:
+        config = resume_config(args.resume, args.overrides)
+    else:
+        config = load_config(args.config, args.overrides)
+    state = run(config, resume_dir=args.resume)
     if state.history:
         print(f"done: {state.epoch} epochs, checkpoints in {config.train.output_dir}/best and /last", file=sys.stderr)
     return 0

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from clap_core.audio_io import load_audio, resample  # noqa: E402
-from clap_ros.bag_io import AudioBagWriter  # noqa: E402
+from clap_ros.bag_writer import AudioBagWriter  # noqa: E402
 
 SOUNDS45 = ROOT.parent / "shared" / "data" / "sounds45"
 SFX_POOL = ROOT.parent / "shared" / "data" / "sfx_pool"

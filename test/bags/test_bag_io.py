@@ -7,11 +7,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clap_ros.bag_io import AudioBagWriter, BagError, read_bag_audio, typestore_for, write_audio_bag
+from clap_ros.bag_formats import BagError, typestore_for
+from clap_ros.bag_io import read_bag_audio
+from clap_ros.bag_writer import AudioBagWriter, write_audio_bag
 
 DATA = Path(__file__).resolve().parent / "data"
 SCENES = {"scene1": ["scene1_stamped_mcap", "scene1_raw_sqlite3"], "scene2": ["scene2_raw_mcap", "scene2_stamped_sqlite3"]}
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _one_message_bag(path: Path, layout: str, topic: str, msgtype: str, make) -> Path:
+    """A bag holding one message, `make(types)`, written with rosbags' own Writer (not the project's)."""
+    from rosbags.rosbag2 import Writer
+
+    store = typestore_for(layout)
+    with Writer(path, version=9) as w:
+        conn = w.add_connection(topic, msgtype, typestore=store)
+        w.write(conn, 1, store.serialize_cdr(make(store.types), msgtype))
+    return path
 
 
 def _decode(path: Path, topic: str | None = None):
@@ -68,12 +81,8 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_bag_without_audio_names_its_topics(tmp_path: Path) -> None:
-    from rosbags.rosbag2 import Writer
-
-    store = typestore_for("stamped")
-    with Writer(tmp_path / "text", version=9) as w:
-        conn = w.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
-        w.write(conn, 1, store.serialize_cdr(store.types["std_msgs/msg/String"](data="hi"), "std_msgs/msg/String"))
+    _one_message_bag(tmp_path / "text", "stamped", "/chatter", "std_msgs/msg/String",
+                     lambda T: T["std_msgs/msg/String"](data="hi"))
     with pytest.raises(BagError, match=r"no audio topic .* topics: /chatter \(std_msgs/msg/String\)"):
         read_bag_audio(tmp_path / "text")
     with pytest.raises(BagError, match="topic /chatter has type std_msgs/msg/String, not an audio type"):
@@ -99,13 +108,8 @@ def test_mixed_sample_rates(tmp_path: Path) -> None:
 
 
 def test_raw_audio_before_info_is_an_error(tmp_path: Path) -> None:
-    from rosbags.rosbag2 import Writer
-
-    store = typestore_for("raw")
-    with Writer(tmp_path / "noinfo", version=9) as w:
-        conn = w.add_connection("/audio/audio", "audio_common_msgs/msg/AudioData", typestore=store)
-        msg = store.types["audio_common_msgs/msg/AudioData"](data=np.zeros(64, np.uint8))
-        w.write(conn, 1, store.serialize_cdr(msg, "audio_common_msgs/msg/AudioData"))
+    _one_message_bag(tmp_path / "noinfo", "raw", "/audio/audio", "audio_common_msgs/msg/AudioData",
+                     lambda T: T["audio_common_msgs/msg/AudioData"](data=np.zeros(64, np.uint8)))
     with pytest.raises(BagError, match="comes before any AudioInfo .* or give the format"):
         _decode(tmp_path / "noinfo")
     stream, chunks = read_bag_audio(tmp_path / "noinfo", raw_rate=8000, raw_channels=2)  # as the node's fallback
@@ -114,8 +118,8 @@ def test_raw_audio_before_info_is_an_error(tmp_path: Path) -> None:
 
 
 def test_layout_definitions_match_the_interfaces_package() -> None:
-    """bag_io's stamped-layout .msg text says the same fields as interfaces/audio_common_msgs."""
-    from clap_ros.bag_io import MSGDEFS
+    """bag_formats' stamped-layout .msg text says the same fields as interfaces/audio_common_msgs."""
+    from clap_ros.bag_formats import MSGDEFS
 
     for name, text in MSGDEFS["stamped"].items():
         msg = ROOT / "interfaces" / "audio_common_msgs" / "msg" / f"{name.rsplit('/', 1)[1]}.msg"
@@ -124,20 +128,17 @@ def test_layout_definitions_match_the_interfaces_package() -> None:
 
 
 def test_unknown_sample_format_is_an_error(tmp_path: Path) -> None:
-    from rosbags.rosbag2 import Writer
+    def format_4(T):
+        return T["audio_common_msgs/msg/AudioStamped"](
+            header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id=""),
+            audio=T["audio_common_msgs/msg/Audio"](
+                audio_data=T["audio_common_msgs/msg/AudioData"](
+                    float32_data=np.zeros(0, np.float32), int32_data=np.zeros(0, np.int32),
+                    int16_data=np.zeros(0, np.int16), int8_data=np.zeros(0, np.int8),
+                    uint8_data=np.zeros(8, np.uint8)),
+                info=T["audio_common_msgs/msg/AudioInfo"](format=4, channels=1, rate=16000, chunk=8)))
 
-    store = typestore_for("stamped")
-    T = store.types
-    msg = T["audio_common_msgs/msg/AudioStamped"](
-        header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id=""),
-        audio=T["audio_common_msgs/msg/Audio"](
-            audio_data=T["audio_common_msgs/msg/AudioData"](
-                float32_data=np.zeros(0, np.float32), int32_data=np.zeros(0, np.int32),
-                int16_data=np.zeros(0, np.int16), int8_data=np.zeros(0, np.int8), uint8_data=np.zeros(8, np.uint8)),
-            info=T["audio_common_msgs/msg/AudioInfo"](format=4, channels=1, rate=16000, chunk=8)))
-    with Writer(tmp_path / "fmt", version=9) as w:
-        conn = w.add_connection("/audio", "audio_common_msgs/msg/AudioStamped", typestore=store)
-        w.write(conn, 1, store.serialize_cdr(msg, "audio_common_msgs/msg/AudioStamped"))
+    _one_message_bag(tmp_path / "fmt", "stamped", "/audio", "audio_common_msgs/msg/AudioStamped", format_4)
     with pytest.raises(BagError, match="/audio: AudioInfo.format 4 is not supported"):
         _decode(tmp_path / "fmt")
 

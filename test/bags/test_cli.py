@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from clap_ros.bag_io import write_audio_bag
+from clap_ros.bag_writer import write_audio_bag
 from clap_ros.predicates_cli import main
 
 HERE = Path(__file__).resolve().parent

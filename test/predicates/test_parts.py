@@ -12,7 +12,7 @@ from scipy.signal import lfilter
 from clap_core.audio_io import resample
 from clap_core.config import DEFAULT_TEMPLATE
 from clap_core.errors import ConfigError
-from clap_core.predicates.config import parse_predicate_config
+from clap_core.predicates.config_file import parse_predicate_config
 from clap_core.predicates.engine import PredicateEngine
 
 RATE = 16000

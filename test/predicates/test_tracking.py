@@ -1,7 +1,7 @@
 """Hysteresis, minimum duration and event refractory logic on synthetic score sequences."""
 from __future__ import annotations
 
-from clap_core.predicates.config import parse_predicate_config
+from clap_core.predicates.config_file import parse_predicate_config
 from clap_core.predicates.tracking import PredicateTracker
 
 

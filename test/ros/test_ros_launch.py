@@ -11,9 +11,7 @@ install it where `ros2 launch` looks after `colcon build` (test_colcon_workspace
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import re
-import sys
 import types
 from dataclasses import fields
 from pathlib import Path
@@ -22,55 +20,19 @@ import pytest
 
 from clap_core.errors import ConfigError
 from clap_ros.node_settings import DESCRIPTIONS, NodeSettings, coerce
+from launch_stubs import entities, launch_arguments, launch_description
 
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCH = ROOT / "launch" / "predicates.launch.py"
 NODE_PARAMS = {f.name for f in fields(NodeSettings)}
-
-
-class _Recorded:
-    """Stand-in for a launch class: keeps positional and keyword arguments."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.args, self.kwargs = args, kwargs
-
-
-def _stub_modules() -> dict[str, types.ModuleType]:
-    names = {
-        "launch": ["LaunchDescription"],
-        "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction", "RegisterEventHandler", "Shutdown"],
-        "launch.event_handlers": ["OnProcessExit"],
-        "launch.substitutions": ["LaunchConfiguration", "PathJoinSubstitution"],
-        "launch_ros.actions": ["Node"],
-        "launch_ros.parameter_descriptions": ["ParameterValue"],
-        "launch_ros.substitutions": ["FindPackageShare"],
-    }
-    modules = {"launch_ros": types.ModuleType("launch_ros")}
-    for mod, classes in names.items():
-        m = types.ModuleType(mod)
-        for cls in classes:
-            setattr(m, cls, type(cls, (_Recorded,), {}))
-        modules[mod] = m
-    return modules
 
 
 @pytest.fixture
 def description(monkeypatch):
-    for name, module in _stub_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location("predicates_launch", LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.generate_launch_description()
-
-
-def _entities(description, kind: str) -> list:
-    (entities,) = description.args
-    return [e for e in entities if type(e).__name__ == kind]
+    return launch_description(monkeypatch)
 
 
 def test_declares_every_node_parameter_with_the_node_default(description) -> None:
-    declared = {e.args[0]: e.kwargs for e in _entities(description, "DeclareLaunchArgument")}
+    declared = launch_arguments(description)
     assert set(declared) == NODE_PARAMS
     for f in fields(NodeSettings):
         kwargs = declared[f.name]
@@ -86,7 +48,7 @@ def test_declares_every_node_parameter_with_the_node_default(description) -> Non
 
 
 def test_node_gets_every_argument_as_text(description) -> None:
-    (node,) = _entities(description, "Node")
+    (node,) = entities(description, "Node")
     assert node.kwargs["package"] == "clap_ros" and node.kwargs["executable"] == "clap-predicate-node"
     (params,) = node.kwargs["parameters"]
     assert set(params) == NODE_PARAMS
@@ -105,8 +67,8 @@ def test_bad_launch_text_is_named_by_the_node(name, text) -> None:
 
 
 def test_launch_ends_with_the_node_and_fails_when_it_failed(description) -> None:
-    (node,) = _entities(description, "Node")
-    (register,) = _entities(description, "RegisterEventHandler")
+    (node,) = entities(description, "Node")
+    (register,) = entities(description, "RegisterEventHandler")
     (handler,) = register.args
     assert type(handler).__name__ == "OnProcessExit" and handler.kwargs["target_action"] is node
     on_exit = handler.kwargs["on_exit"]

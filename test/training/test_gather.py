@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from training.gather import gather_with_grad
-from training.loop import ContrastiveStep
+from training.train_step import ContrastiveStep
 
 WORLD, BATCH, SAMPLES, DIM = 2, 8, 64, 16
 WORDS = "abcdefghijklmnopqrstuvwxyz"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from clap_core.errors import ManifestError
 from training.config import AugmentSection
 from training import data as D
+from training import manifests as M
 from train_fixtures import clip_rows, manifests  # noqa: F401 (pytest fixtures)
 
 TEMPLATES = ["a sound of {}.", "{} heard"]
@@ -17,7 +19,7 @@ TEMPLATES = ["a sound of {}.", "{} heard"]
 def test_csv_rows_with_one_path_gather_captions(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("path,caption\na.wav,dog barks\nb.wav,rain\na.wav,a dog barking\na.wav,dog barks\n")
-    clips = D.read_manifest(path, TEMPLATES)
+    clips = M.read_manifest(path, TEMPLATES)
     assert [c.path for c in clips] == [tmp_path / "a.wav", tmp_path / "b.wav"]
     assert clips[0].captions == ("dog barks", "a dog barking")  # duplicates dropped, order kept
 
@@ -25,7 +27,7 @@ def test_csv_rows_with_one_path_gather_captions(tmp_path):
 def test_labelled_rows_become_template_captions_and_root_applies(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("path,label,class\nx/a.flac,chainsaw,Chainsaw\n")
-    (clip,) = D.read_manifest(path, TEMPLATES, audio_root="/data")
+    (clip,) = M.read_manifest(path, TEMPLATES, audio_root="/data")
     assert clip.captions == ("a sound of chainsaw.", "chainsaw heard")
     assert clip.label == "chainsaw"
     assert str(clip.path) == "/data/x/a.flac"
@@ -35,7 +37,7 @@ def test_jsonl_caption_lists(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps({"path": "/abs/a.wav", "captions": ["one", "two"]}) + "\n\n"
                     + json.dumps({"path": "b.wav", "caption": "three"}) + "\n")
-    clips = D.read_manifest(path, TEMPLATES)
+    clips = M.read_manifest(path, TEMPLATES)
     assert clips[0].captions == ("one", "two") and str(clips[0].path) == "/abs/a.wav"
     assert clips[1].captions == ("three",)
 
@@ -54,23 +56,23 @@ def test_bad_manifests_say_what_and_where(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)
     with pytest.raises(ManifestError, match=message) as info:
-        D.read_manifest(path, TEMPLATES)
+        M.read_manifest(path, TEMPLATES)
     assert str(path) in str(info.value)
 
 
 def test_missing_manifest(tmp_path):
     with pytest.raises(ManifestError, match="no such file"):
-        D.read_manifest(tmp_path / "nope.csv", TEMPLATES)
+        M.read_manifest(tmp_path / "nope.csv", TEMPLATES)
 
 
 def test_split_is_seeded_and_disjoint():
-    clips = [D.Clip(D.Path(f"{i}.wav"), (str(i),)) for i in range(20)]
-    train, val = D.split_clips(clips, 0.25, seed=3)
+    clips = [M.Clip(Path(f"{i}.wav"), (str(i),)) for i in range(20)]
+    train, val = M.split_clips(clips, 0.25, seed=3)
     assert len(val) == 5 and not set(train) & set(val) and len(train) + len(val) == 20
-    assert D.split_clips(clips, 0.25, seed=3) == (train, val)
-    assert D.split_clips(clips, 0.25, seed=4) != (train, val)
+    assert M.split_clips(clips, 0.25, seed=3) == (train, val)
+    assert M.split_clips(clips, 0.25, seed=4) != (train, val)
     with pytest.raises(ManifestError, match="need at least 2"):
-        D.split_clips(clips[:1], 0.5, seed=0)
+        M.split_clips(clips[:1], 0.5, seed=0)
 
 
 def test_crop_tiles_short_clips_and_stays_inside_long_ones():
@@ -93,8 +95,8 @@ def test_scale_to_snr():
 
 
 def test_real_clips_load_resampled_and_unreadable_ones_are_skipped(manifests, sounds45, capsys):
-    clips = D.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)
-    broken = D.Clip(sounds45 / "no_such.flac", ("x",))
+    clips = M.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)
+    broken = M.Clip(sounds45 / "no_such.flac", ("x",))
     kept, waves = D.load_all(clips[:3] + [broken], 16000, "training")
     assert kept == clips[:3]
     assert all(w.dtype == np.float32 and w.ndim == 1 and 0.5 * 16000 < w.size < 10 * 16000 for w in waves)
@@ -104,7 +106,7 @@ def test_real_clips_load_resampled_and_unreadable_ones_are_skipped(manifests, so
 
 
 def test_training_samples_are_seeded_by_epoch_and_clip(manifests, sounds45):
-    clips = D.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)[:4]
+    clips = M.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)[:4]
     kept, waves = D.load_all(clips, 16000, "training")
     augment = AugmentSection(gain_prob=1.0, shift_prob=1.0, mix_prob=1.0)
     ds = D.ClipDataset(kept, waves, 16000, 1.0, train=True, seed=7, augment=augment)
@@ -121,7 +123,7 @@ def test_training_samples_are_seeded_by_epoch_and_clip(manifests, sounds45):
 
 
 def test_augmentations_switch_off_independently(manifests, sounds45):
-    clips = D.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)[:2]
+    clips = M.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)[:2]
     kept, waves = D.load_all(clips, 16000, "training")
     off = AugmentSection(random_crop=False, gain_prob=0.0, shift_prob=0.0, mix_prob=0.0)
     ds = D.ClipDataset(kept, waves, 16000, 1.0, train=True, augment=off)
@@ -132,15 +134,15 @@ def test_augmentations_switch_off_independently(manifests, sounds45):
 
 
 def test_relevance_marks_shared_captions():
-    clips = [D.Clip(D.Path("a"), ("dog", "barking")), D.Clip(D.Path("b"), ("dog",))]
+    clips = [M.Clip(Path("a"), ("dog", "barking")), M.Clip(Path("b"), ("dog",))]
     captions, rel = D.relevance(clips)
     assert captions == ["dog", "barking"]
     assert rel.tolist() == [[True, True], [True, False]]
 
 
 def test_uncached_clips_give_the_same_samples(manifests, sounds45, capsys):
-    clips = D.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)[:3]
-    missing = D.Clip(sounds45 / "gone.flac", ("x",))
+    clips = M.read_manifest(manifests["train"], TEMPLATES, audio_root=sounds45)[:3]
+    missing = M.Clip(sounds45 / "gone.flac", ("x",))
     cached = D.ClipDataset(*D.load_all(clips, 16000, "training"), 16000, 1.0, train=True, seed=1,
                            augment=AugmentSection(mix_prob=1.0))
     kept, lazy = D.load_all(clips + [missing], 16000, "training", cache=False)
@@ -153,7 +155,7 @@ def test_uncached_clips_give_the_same_samples(manifests, sounds45, capsys):
 def test_background_lists_need_only_paths(tmp_path, sounds45):
     manifest = tmp_path / "bg.csv"
     manifest.write_text("path\nChainsaw/a.flac\n")
-    assert D.read_audio_list(manifest) == [tmp_path / "Chainsaw/a.flac"]
-    assert D.read_audio_list(sounds45 / "Chainsaw")  # a folder: its audio files
+    assert M.read_audio_list(manifest) == [tmp_path / "Chainsaw/a.flac"]
+    assert M.read_audio_list(sounds45 / "Chainsaw")  # a folder: its audio files
     with pytest.raises(ManifestError, match="holds no audio files"):
-        D.read_audio_list(tmp_path)
+        M.read_audio_list(tmp_path)

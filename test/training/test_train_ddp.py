@@ -22,7 +22,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.loop import STATE_FILE
+from training.run_state import STATE_FILE
 from train_fixtures import clip_rows, manifests, tiny_config_dict, write_run_config  # noqa: F401
 
 

@@ -10,7 +10,9 @@ import torch
 
 from clap_core.checkpoints import load_checkpoint
 from training.config import load_config
-from training.loop import STATE_FILE, Trainer, setup_runtime
+from training.distributed import setup_runtime
+from training.loop import Trainer
+from training.run_state import STATE_FILE
 from training.train import main
 from train_fixtures import clip_rows, manifests, tiny_config_dict, write_run_config  # noqa: F401
 
@@ -66,7 +68,7 @@ def test_checkpoint_reloads_to_identical_outputs(full_run):
 
 def load_checkpoint_init(trainer):
     """The same architecture freshly initialised with the run's seed: what training started from."""
-    from training.loop import build_model
+    from training.model_setup import build_model
 
     torch.manual_seed(trainer.config.train.seed)
     return build_model(trainer.config)
@@ -158,7 +160,8 @@ def test_a_trained_package_tower_is_stored_in_the_checkpoint(tmp_path, tiny_conf
 def test_worker_processes_and_ranks_draw_the_same_samples(tmp_path, tiny_config_dict, manifests, sounds45,
                                                           write_run_config):
     """Per-sample seeding: batches do not depend on data.num_workers, and two ranks split one epoch."""
-    from training.loop import Runtime, build_data, read_manifests, train_loader
+    from training.data_setup import build_data, read_manifests, train_loader
+    from training.distributed import Runtime
 
     path = write_run_config(tmp_path / "run.yaml", tiny_config_dict, manifests, sounds45, tmp_path / "out",
                             augment={"mix_prob": 0.5})
