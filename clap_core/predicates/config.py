@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .background import AdaptiveBackgroundConfig, dump_adaptive_background, parse_adaptive_background
 
 KINDS = ("state", "event")
 # How a window's score comes from its ~1-s parts (see scoring.py): `max` hears a short event in the
@@ -96,6 +97,7 @@ class PredicateSetConfig:
     background: tuple[str, ...] = DEFAULT_BACKGROUND
     template: str | None = None  # None: the model's own template
     source: str | None = None  # the file it came from, for messages
+    adaptive_background: AdaptiveBackgroundConfig = AdaptiveBackgroundConfig()  # background.py
 
     @property
     def names(self) -> list[str]:
@@ -111,7 +113,7 @@ class PredicateSetConfig:
         return replace(self, predicates=tuple(new if p.name == new.name else p for p in self.predicates))
 
 
-TOP_FIELDS = ("predicates", "defaults", "background", "template")
+TOP_FIELDS = ("predicates", "defaults", "background", "template", "adaptive_background")
 PREDICATE_FIELDS = ("prompt", "prompts", "negatives", "threshold", "hysteresis", "min_duration_s",
                     "kind", "refractory_s", "prototypes", "pooling")
 DEFAULT_FIELDS = ("threshold", "hysteresis", "min_duration_s", "kind", "refractory_s", "pooling")
@@ -156,7 +158,11 @@ def parse_predicate_config(data: Any) -> PredicateSetConfig:
     if template is not None:
         if not isinstance(template, str) or template.count("{}") != 1:
             raise ConfigError(f"template: must be a string with exactly one '{{}}', got {template!r}")
-    return PredicateSetConfig(predicates=parsed, background=background, template=template)
+    adaptive = AdaptiveBackgroundConfig()
+    if "adaptive_background" in data:
+        adaptive = parse_adaptive_background(data["adaptive_background"])
+    return PredicateSetConfig(predicates=parsed, background=background, template=template,
+                              adaptive_background=adaptive)
 
 
 def _parse_defaults(spec: Any) -> dict[str, Any]:
@@ -312,6 +318,8 @@ def dump_predicate_config(cfg: PredicateSetConfig) -> dict[str, Any]:
         data["template"] = cfg.template
     if cfg.background != DEFAULT_BACKGROUND:
         data["background"] = list(cfg.background)
+    if cfg.adaptive_background != AdaptiveBackgroundConfig():
+        data["adaptive_background"] = dump_adaptive_background(cfg.adaptive_background)
     data["predicates"] = preds
     return data
 
