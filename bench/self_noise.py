@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import lfilter
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,6 +40,13 @@ CHUNK_S = 0.1
 def bag_audio(path: Path) -> tuple[np.ndarray, int]:
     chunks = list(open_source(path).chunks)
     return np.concatenate([c.samples for c in chunks]).astype(np.float32), chunks[0].sample_rate
+
+
+def room_noise(seconds: float, rate: int) -> np.ndarray:
+    """Low-heavy room noise at -60 dBFS, as the bag scenes have under their clips."""
+    noise = lfilter([1.0], [1.0, -0.95], np.random.default_rng(99).standard_normal(int(seconds * rate)))
+    return (noise * 10 ** (-60 / 20) / max(float(np.sqrt(np.mean(noise ** 2))), 1e-12)).astype(np.float32) \
+        if len(noise) else np.zeros(0, np.float32)
 
 
 def run(model, cfg, audio: np.ndarray, rate: int) -> tuple[list[dict], list[dict]]:
@@ -67,7 +75,9 @@ def main() -> int:
                     help="score this bag instead of gen1/gen1n")
     ap.add_argument("--self-noise", type=float, help="also mix self-noise at this level (dBFS) into --bag audio")
     ap.add_argument("--sfx-pool", type=Path, default=SFX_POOL, help="for gen1n's clean twin")
-    ap.add_argument("--strength", type=float, default=AdaptiveBackgroundConfig.strength)
+    ap.add_argument("--strength", type=float, nargs="+", default=[AdaptiveBackgroundConfig.strength])
+    ap.add_argument("--lead-in", type=float, default=0.0,
+                    help="prepend this many seconds of room noise to --bag audio (the node runs before the scene)")
     ap.add_argument("--rate", type=float, default=AdaptiveBackgroundConfig.rate)
     ap.add_argument("--warmup", type=int, default=AdaptiveBackgroundConfig.warmup_windows)
     args = ap.parse_args()
@@ -75,10 +85,13 @@ def main() -> int:
     if args.bag:
         for d, labels, yaml in args.bag:
             audio, rate = bag_audio(Path(d))
-            scenes.append((Path(d).name, audio, rate, read_labels(labels), load_predicate_config(yaml)))
+            audio = np.concatenate([room_noise(args.lead_in, rate), audio])
+            events = [dataclasses.replace(e, start=e.start + args.lead_in, end=e.end + args.lead_in)
+                      for e in read_labels(labels)]
+            scenes.append((Path(d).name, audio, rate, events, load_predicate_config(yaml)))
             if args.self_noise is not None:
                 noisy = audio + self_noise(len(audio), rate, seed=46, level_dbfs=args.self_noise)
-                scenes.append((f"{Path(d).name}+noise{args.self_noise:g}", noisy, rate, read_labels(labels),
+                scenes.append((f"{Path(d).name}+noise{args.self_noise:g}", noisy, rate, events,
                                load_predicate_config(yaml)))
     else:
         cfg = load_predicate_config(BAGS / "generalisation.yaml")
@@ -89,13 +102,14 @@ def main() -> int:
                    ("gen1n", *bag_audio(BAGS / "data" / "gen1n_stamped_mcap"),
                     read_labels(BAGS / "data" / "gen1n.labels.json"), cfg)]
     default = load_model("default")
-    adaptive = AdaptiveBackgroundConfig(True, args.rate, args.warmup, args.strength)
-    print(f"adaptive background: rate {args.rate}, warm-up {args.warmup} windows, strength {args.strength}")
+    print(f"adaptive background: rate {args.rate}, warm-up {args.warmup} windows; lead-in {args.lead_in} s")
+    settings = [AdaptiveBackgroundConfig()] + [AdaptiveBackgroundConfig(True, args.rate, args.warmup, s)
+                                              for s in args.strength]
     for model_name, model in (("default", default), ("label-space baseline", label_space_model(default))):
         for name, audio, rate, labels, cfg in scenes:
-            for bg in (AdaptiveBackgroundConfig(), adaptive):
+            for bg in settings:
                 tls = run(model, dataclasses.replace(cfg, adaptive_background=bg), audio, rate)
-                tag = f"{model_name}, {name}, {'adaptive' if bg.enabled else 'fixed'}"
+                tag = f"{model_name}, {name}, {f'adaptive {bg.strength:g}' if bg.enabled else 'fixed'}"
                 print(line(tag, *tls, labels), flush=True)
     return 0
 

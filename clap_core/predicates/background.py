@@ -52,6 +52,7 @@ class BackgroundState:
     enabled: bool
     learned: bool
     windows_seen: int
+    warmup_windows: int
     last_update_t: float | None  # audio time of the last learned window's end
     resets: int
 
@@ -109,7 +110,8 @@ class AdaptiveBackground:
         return self.cfg.enabled and self._seen >= self.cfg.warmup_windows
 
     def state(self) -> BackgroundState:
-        return BackgroundState(self.cfg.enabled, self.learned, self._seen, self._last_t, self._resets)
+        return BackgroundState(self.cfg.enabled, self.learned, self._seen, self.cfg.warmup_windows, self._last_t,
+                               self._resets)
 
     def new_segment(self, segment: int) -> None:
         """Called with each window's segment number: a new segment is a new source."""
