@@ -11,7 +11,8 @@ hammer over self-noise, best part 0.93, whole window 0.08 (threshold 0.5). gen1n
 adaptive off: thunder F1 per window 0.90, water_flowing 0.89, doorbell 2/2 and door_closed 2/2
 fired, false alarms doorbell 4, door_closed 3, thunder 0, water_flowing 1; adaptive on (rate 0.02,
 warm-up 10, strength 0.5): learned from 21 quiet windows, thunder 0.90, water_flowing 0.89,
-doorbell 2/2, door_closed 2/2, false alarms 4 / 2 / 0 / 1.
+doorbell 2/2, door_closed 2/2, false alarms 4 / 2 / 0 / 1. Off by default because it does not
+improve this scene (docs/predicates.md has the sounds45 scenes, where it does).
 """
 from __future__ import annotations
 
