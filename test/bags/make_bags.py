@@ -185,7 +185,7 @@ def write_gen(sfx_pool: Path, out: Path, wanted: set[str]) -> None:
         extra = (f" Plus synthetic robot self-noise (test/bags/self_noise.py, seed {SELF_NOISE_SEED}) at "
                  f"{SELF_NOISE_DBFS} dBFS RMS, after {GEN_NOISE_LEAD_IN_S:g} s of noise alone." if name == "gen1n" else "")
         (out / f"{name}.sources.json").write_text(json.dumps(
-            {"note": "Audio of the gen1 bag: these sfx_pool clips, converted to 16 kHz mono int16, level "
+            {"note": f"Audio of the {name} bag: these sfx_pool clips, converted to 16 kHz mono int16, level "
                      f"set to {GEN_LEVEL_DBFS} dBFS RMS, mixed over synthetic room noise.{extra} Each clip keeps "
                      "its licence (CC0 1.0 or CC BY 3.0, https://creativecommons.org/licenses/by/3.0/); "
                      "credit: the author column.", "clips": credits}, indent=1) + "\n")
