@@ -127,6 +127,22 @@ def inference_status(node_name: str, s: InferenceSnapshot, new_errors: bool) -> 
     return _status(f"{node_name}: inference", node_name, level, message, values)
 
 
+def background_status(node_name: str, b: Any) -> Any:
+    """The adaptive background (clap_core.predicates.background.BackgroundState): always OK, the
+    message says whether the room is learned; `last_update_t` is the audio time last learned from."""
+    if not b.enabled:
+        message = "off"
+    elif b.learned:
+        message = f"learned from {b.windows_seen} quiet windows"
+    else:
+        message = f"warming up: {b.windows_seen} of {b.warmup_windows} quiet windows"
+    return _status(f"{node_name}: adaptive background", node_name, OK, message,
+                   {"enabled": b.enabled, "learned": b.learned, "windows_seen": b.windows_seen,
+                    "warmup_windows": b.warmup_windows,
+                    "last_update_t": b.last_update_t if b.last_update_t is not None else math.nan,
+                    "resets": b.resets})
+
+
 def diagnostic_array(stamp: Any, statuses: list[Any]) -> Any:
     from diagnostic_msgs.msg import DiagnosticArray
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from .background import AdaptiveBackgroundConfig
+
 KINDS = ("state", "event")
 # How a window's score comes from its ~1-s parts (see scoring.py): `max` hears a short event in the
 # part it fills (default for events), `mean` averages the parts, `whole` scores the window at once
@@ -87,6 +89,7 @@ class PredicateSetConfig:
     background: tuple[str, ...] = DEFAULT_BACKGROUND
     template: str | None = None  # None: the model's own template
     source: str | None = None  # the file it came from, for messages
+    adaptive_background: AdaptiveBackgroundConfig = AdaptiveBackgroundConfig()  # background.py
 
     @property
     def names(self) -> list[str]:

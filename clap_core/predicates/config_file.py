@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .background import AdaptiveBackgroundConfig, dump_adaptive_background, parse_adaptive_background
 from .config import (DEFAULT_BACKGROUND, DEFAULT_POOLING, KINDS, NAME_RE, POOLINGS, PredicateConfig,
                      PredicateSetConfig, Prototypes)
 
-TOP_FIELDS = ("predicates", "defaults", "background", "template")
+TOP_FIELDS = ("predicates", "defaults", "background", "template", "adaptive_background")
 PREDICATE_FIELDS = ("prompt", "prompts", "negatives", "threshold", "hysteresis", "min_duration_s",
                     "kind", "refractory_s", "prototypes", "pooling")
 DEFAULT_FIELDS = ("threshold", "hysteresis", "min_duration_s", "kind", "refractory_s", "pooling")
@@ -71,7 +72,11 @@ def parse_predicate_config(data: Any) -> PredicateSetConfig:
     if template is not None:
         if not isinstance(template, str) or template.count("{}") != 1:
             raise ConfigError(f"template: must be a string with exactly one '{{}}', got {template!r}")
-    return PredicateSetConfig(predicates=parsed, background=background, template=template)
+    adaptive = AdaptiveBackgroundConfig()
+    if "adaptive_background" in data:
+        adaptive = parse_adaptive_background(data["adaptive_background"])
+    return PredicateSetConfig(predicates=parsed, background=background, template=template,
+                              adaptive_background=adaptive)
 
 
 def _parse_defaults(spec: Any) -> dict[str, Any]:
@@ -227,6 +232,8 @@ def dump_predicate_config(cfg: PredicateSetConfig) -> dict[str, Any]:
         data["template"] = cfg.template
     if cfg.background != DEFAULT_BACKGROUND:
         data["background"] = list(cfg.background)
+    if cfg.adaptive_background != AdaptiveBackgroundConfig():
+        data["adaptive_background"] = dump_adaptive_background(cfg.adaptive_background)
     data["predicates"] = preds
     return data
 

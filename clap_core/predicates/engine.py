@@ -13,6 +13,7 @@ from typing import Any, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
+from .background import AdaptiveBackground, BackgroundState, is_quiet, quietest_part
 from .config import PredicateConfig, PredicateSetConfig
 from .scoring import PromptScorer, to_numpy
 from .tracking import PredicateTracker
@@ -90,6 +91,7 @@ class PredicateEngine:
         self._scorer: PromptScorer | None = None
         self._trackers: dict[str, PredicateTracker] = {}
         self.cfg: PredicateSetConfig | None = None
+        self.background = AdaptiveBackground(cfg.adaptive_background)
         self.set_config(cfg)
 
     @property
@@ -108,6 +110,8 @@ class PredicateEngine:
             old = self._trackers
             self._trackers = {p.name: self._keep_or_new(old.get(p.name), p) for p in cfg.predicates}
             self._scorer, self.cfg = scorer, cfg
+            if cfg.adaptive_background != self.background.cfg:
+                self.background = AdaptiveBackground(cfg.adaptive_background)
 
     @staticmethod
     def _keep_or_new(old: PredicateTracker | None, p: PredicateConfig) -> PredicateTracker:
@@ -133,46 +137,82 @@ class PredicateEngine:
         with self._lock:
             return self._process(self.windower.flush())
 
+    def background_state(self) -> BackgroundState:
+        with self._lock:
+            return self.background.state()
+
     def reset(self) -> None:
-        """Forget audio and predicate states (a new recording)."""
+        """Forget audio, predicate states and the learned background (a new recording)."""
         with self._lock:
             self.windower.reset()
+            self.background.reset()
             for t in self._trackers.values():
                 t.reset()
 
     # -- internals ---------------------------------------------------------------------------
     def _process(self, windows: list[Window]) -> list[WindowResult]:
-        if not windows:
-            return []
-        assert self._scorer is not None and self.cfg is not None
+        """Embeds the usable windows in batches, then scores, tracks and learns from them one by
+        one, in order: the adaptive background a window is scored against is the same whether the
+        windows came one per push (node) or many (replay)."""
+        results = [self._one(w, e, t) for w, e, t in self._embed_usable(windows)]
+        self.background.new_segment(self.windower.segment)  # a new source may have no window yet
+        return results
+
+    def _embed_usable(self, windows: list[Window]) -> list[tuple[Window, _Embedded | None, float]]:
+        """Each window with its embeddings (None: not usable) and the embedding time per window."""
         usable = [w for w in windows if w.usable]
-        scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        embedded: dict[int, _Embedded] = {}
         per_window_s = 0.0
         if usable:
             t0 = time.perf_counter()
-            all_scores, all_spans = self._score([w.samples for w in usable])
+            embedded = {id(w): e for w, e in zip(usable, self._embed([w.samples for w in usable]))}
             per_window_s = (time.perf_counter() - t0) / len(usable)
-            scores = {id(w): sp for w, sp in zip(usable, zip(all_scores, all_spans))}
-        return [self._track(w, scores.get(id(w)), per_window_s) for w in windows]
+        return [(w, embedded.get(id(w)), per_window_s) for w in windows]
 
-    def _score(self, batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Scores `[N, P]` and each predicate's best part as window-relative (start, end) `[N, P, 2]`."""
-        scorer = self._scorer
-        assert scorer is not None
+    def _one(self, w: Window, e: _Embedded | None, embed_s: float) -> WindowResult:
+        self.background.new_segment(w.segment)
+        t0 = time.perf_counter()
+        scored = self._score(e) if e is not None else None
+        result = self._track(w, scored, embed_s + time.perf_counter() - t0)
+        if e is not None and scored is not None:
+            self._learn(w, e, scored[0], result)
+        return result
+
+    def _embed(self, batch: list[np.ndarray]) -> list[_Embedded]:
+        """Whole-window (and, when a predicate pools parts, part) embeddings of each window."""
+        assert self._scorer is not None
         rate = int(self.model.sample_rate)
-        parts = scorer.needs_parts and isinstance(self.model, PartsModel)
-        out, spans = [], []
+        parts = self._scorer.needs_parts and isinstance(self.model, PartsModel)
+        out: list[_Embedded] = []
         for i in range(0, len(batch), BATCH):
             chunk = np.stack(batch[i:i + BATCH])
             if parts:
                 whole, part_emb, bounds = self.model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
-                s, best = scorer.pooled(to_numpy(whole), to_numpy(part_emb))
-                spans.append(np.asarray(bounds, dtype=np.float64)[best])
+                spans = np.asarray(bounds, dtype=np.float64)
+                out += [_Embedded(w, p, spans) for w, p in zip(to_numpy(whole), to_numpy(part_emb))]
             else:
-                s = scorer.score(to_numpy(self.model.embed_audio(chunk, rate)))
-                spans.append(np.broadcast_to([0.0, chunk.shape[-1] / rate], (*s.shape, 2)))
-            out.append(s)
-        return np.concatenate(out), np.concatenate(spans)
+                whole = to_numpy(self.model.embed_audio(chunk, rate))
+                spans = np.array([[0.0, chunk.shape[-1] / rate]])
+                out += [_Embedded(w, None, spans) for w in whole]
+        return out
+
+    def _score(self, e: _Embedded) -> tuple[np.ndarray, np.ndarray]:
+        """One window's scores `[P]` and each predicate's best part, window-relative `[P, 2]`."""
+        scorer, bg = self._scorer, self.background
+        assert scorer is not None
+        if e.parts is None:
+            s = scorer.score(bg.adjust(e.whole[None]))[0]
+            return s, np.broadcast_to(e.spans[0], (len(s), 2))
+        s, best = scorer.pooled(bg.adjust(e.whole[None]), bg.adjust(e.parts[None]))
+        return s[0], e.spans[best[0]]
+
+    def _learn(self, w: Window, e: _Embedded, scores: np.ndarray, result: WindowResult) -> None:
+        """Feed a quiet window's quietest part (or the whole) to the adaptive background."""
+        if not self.background.cfg.enabled:
+            return
+        quiet = is_quiet(result.values, scores, result.thresholds, w.flags)
+        quietest = e.whole if e.parts is None else e.parts[quietest_part(w.samples, self.windower.rate, e.spans)]
+        self.background.observe(quietest, quiet, w.t_end)
 
     def _track(self, w: Window, scored: tuple[np.ndarray, np.ndarray] | None,
                inference_s: float) -> WindowResult:
@@ -199,6 +239,16 @@ class PredicateEngine:
                             thresholds_off=[p.threshold_off for p in preds], kinds=[p.kind for p in preds],
                             part_start=[w.t_start + float(a) for a in spans[:, 0]],
                             part_end=[w.t_start + float(b) for b in spans[:, 1]])
+
+
+@dataclass
+class _Embedded:
+    """One window's embeddings: whole `[d]`, parts `[K, d]` (None: not computed) and the parts'
+    window-relative spans `[K, 2]` (the window itself when there are no parts)."""
+
+    whole: np.ndarray
+    parts: np.ndarray | None
+    spans: np.ndarray
 
 
 def _decision(p: PredicateConfig) -> tuple:

@@ -32,6 +32,7 @@ class Window:
     t_end: float
     flags: tuple[str, ...]
     level_dbfs: float
+    segment: int = 0  # counts the windower's segments: a new one means a new source or a break
 
     @property
     def usable(self) -> bool:
@@ -97,6 +98,7 @@ class Windower:
         self.gap_tolerance_s = gap_tolerance_s
         self.max_fill_s = max_fill_s
         self.gaps: list[tuple[float, float]] = []  # (audio time of the gap, its length in s); <0: backwards
+        self.segment = 0
         self.reset()
 
     def reset(self) -> None:
@@ -152,6 +154,7 @@ class Windower:
     # -- internals ---------------------------------------------------------------------------
     def _start_segment(self, sample_rate: int, t_first: float, flagged: bool) -> None:
         self.reset()
+        self.segment += 1
         self._in_sr = sample_rate
         self._resampler = StreamResampler(sample_rate, self.rate)
         self._t0 = float(t_first)
@@ -222,7 +225,7 @@ class Windower:
             flags.append("clipped")
         t_start = self._t0 + start / self.rate
         return Window(samples=samples.copy(), t_start=t_start, t_end=t_start + self.window / self.rate,
-                      flags=tuple(flags), level_dbfs=level_dbfs(samples))
+                      flags=tuple(flags), level_dbfs=level_dbfs(samples), segment=self.segment)
 
 
 def level_dbfs(samples: np.ndarray) -> float:

@@ -14,9 +14,12 @@ step (the resampler changed since they were made), so the committed files were l
 `gen1` (41 s, stamped/mcap) is the generalisation bag: sfx_pool clips (CC0 / CC BY 3.0, credits in
 `gen1.sources.json`) of four classes the default model never trained on — doorbell, door closing,
 thunder, flowing water — among five other sounds, for `test/bags/generalisation.yaml` (prompts only).
+`gen1n` is the same scene with the robot's own noise added (`self_noise.py`: fan, motor whine, mains hum
+at -46 dBFS, synthetic), for the adaptive background (test/bags/test_self_noise.py).
 
     .venv/bin/python test/bags/make_bags.py            # rewrites test/bags/data/ (scene1/2 and gen1)
     .venv/bin/python test/bags/make_bags.py --dev OUT  # dev scenes into OUT
+    .venv/bin/python test/bags/make_bags.py --only gen1n  # just these scenes
 """
 from __future__ import annotations
 
@@ -34,6 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from clap_core.audio_io import load_audio, resample  # noqa: E402
 from clap_ros.bag_writer import AudioBagWriter  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from self_noise import SELF_NOISE_DBFS, self_noise  # noqa: E402
 
 SOUNDS45 = ROOT.parent / "shared" / "data" / "sounds45"
 SFX_POOL = ROOT.parent / "shared" / "data" / "sfx_pool"
@@ -78,15 +84,19 @@ GEN_SCENE: list[tuple[str, str]] = [
 GEN_LEVEL_DBFS = -28.0  # sfx_pool levels are arbitrary: each clip at a normal-speech-like level
 # scene → [(layout, storage)]
 BAGS = {"scene1": [("stamped", "mcap"), ("raw", "sqlite3")], "scene2": [("raw", "mcap"), ("stamped", "sqlite3")],
-        "dev1": [("stamped", "mcap")], "dev2": [("stamped", "mcap")], "gen1": [("stamped", "mcap")]}
+        "dev1": [("stamped", "mcap")], "dev2": [("stamped", "mcap")], "gen1": [("stamped", "mcap")],
+        "gen1n": [("stamped", "mcap")]}
+SELF_NOISE_SEED = 46
+GEN_NOISE_LEAD_IN_S = 10.0  # the robot's noise alone first (the node runs before anything happens)
 
 
 def scene_audio(clips: list[tuple[str, Path]], targets: dict[str, str], seed: int,
-                level_dbfs: float | None = None) -> tuple[np.ndarray, dict]:
+                level_dbfs: float | None = None, lead_in_s: float = PAUSE_S) -> tuple[np.ndarray, dict]:
     """The scene's samples and its labelled events (targets only), times from the first sample.
-    `clips`: (class, file) in playing order; `level_dbfs`: set each clip's RMS level (None: keep)."""
+    `clips`: (class, file) in playing order; `level_dbfs`: set each clip's RMS level (None: keep);
+    `lead_in_s`: room noise alone before the first clip."""
     pause = np.zeros(int(PAUSE_S * RATE), np.float32)
-    parts, events, sources, t = [pause], [], [], PAUSE_S
+    parts, events, sources, t = [np.zeros(int(lead_in_s * RATE), np.float32)], [], [], lead_in_s
     for cls, path in clips:
         wave, sr = load_audio(path)
         wave = resample(wave, sr, RATE)
@@ -141,22 +151,44 @@ def write_scene(name: str, audio: np.ndarray, labels: dict, out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dev", type=Path, help="write the dev scenes (recordings 01/02) into this folder instead")
+    ap.add_argument("--only", nargs="+", help="write only these scenes (e.g. gen1n)")
     ap.add_argument("--sounds45", type=Path, default=SOUNDS45)
     ap.add_argument("--sfx-pool", type=Path, default=SFX_POOL)
     args = ap.parse_args()
     scenes, out = (DEV_SCENES, args.dev) if args.dev else (TEST_SCENES, DATA)
     out.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.only or [*scenes, "gen1", "gen1n"])
     for seed, (name, clips) in enumerate(scenes.items()):
-        write_scene(name, *scene_audio(sounds45_clips(clips, args.sounds45), TARGETS, seed), out)
-    if not args.dev:
-        clips, credits = gen_clips(args.sfx_pool)
+        if name in wanted:
+            write_scene(name, *scene_audio(sounds45_clips(clips, args.sounds45), TARGETS, seed), out)
+    if not args.dev and wanted & {"gen1", "gen1n"}:
+        write_gen(args.sfx_pool, out, wanted)
+    return 0
+
+
+def gen_noise_scene(sfx_pool: Path, noisy: bool = True) -> tuple[np.ndarray, dict]:
+    """gen1's clips after a lead-in, over room noise plus (`noisy`) the robot's own noise: the gen1n
+    bag; without it, its clean twin (bench/self_noise.py compares the two)."""
+    audio, labels = scene_audio(gen_clips(sfx_pool)[0], GEN_TARGETS, seed=7, level_dbfs=GEN_LEVEL_DBFS,
+                                lead_in_s=GEN_NOISE_LEAD_IN_S)
+    return (audio + self_noise(len(audio), RATE, SELF_NOISE_SEED) if noisy else audio), labels
+
+
+def write_gen(sfx_pool: Path, out: Path, wanted: set[str]) -> None:
+    """gen1 and its self-noise twin gen1n (a lead-in, then the same clips, plus fan/motor/mains noise)."""
+    clips, credits = gen_clips(sfx_pool)
+    if "gen1" in wanted:
         write_scene("gen1", *scene_audio(clips, GEN_TARGETS, seed=7, level_dbfs=GEN_LEVEL_DBFS), out)
-        (out / "gen1.sources.json").write_text(json.dumps(
-            {"note": "Audio of the gen1 bag: these sfx_pool clips, converted to 16 kHz mono int16, level "
-                     f"set to {GEN_LEVEL_DBFS} dBFS RMS, mixed over synthetic room noise. Each clip keeps "
+    if "gen1n" in wanted:
+        write_scene("gen1n", *gen_noise_scene(sfx_pool), out)
+    for name in wanted & {"gen1", "gen1n"}:
+        extra = (f" Plus synthetic robot self-noise (test/bags/self_noise.py, seed {SELF_NOISE_SEED}) at "
+                 f"{SELF_NOISE_DBFS} dBFS RMS, after {GEN_NOISE_LEAD_IN_S:g} s of noise alone." if name == "gen1n" else "")
+        (out / f"{name}.sources.json").write_text(json.dumps(
+            {"note": f"Audio of the {name} bag: these sfx_pool clips, converted to 16 kHz mono int16, level "
+                     f"set to {GEN_LEVEL_DBFS} dBFS RMS, mixed over synthetic room noise.{extra} Each clip keeps "
                      "its licence (CC0 1.0 or CC BY 3.0, https://creativecommons.org/licenses/by/3.0/); "
                      "credit: the author column.", "clips": credits}, indent=1) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -257,3 +257,22 @@ def test_launch_text_converts_to_the_parameter_type() -> None:
     assert coerce("device", str, "0") == "0"
     with pytest.raises(ConfigError, match="parameter 'sample_rate': expected an integer, got '16k'"):
         coerce("sample_rate", int, "16k")
+
+
+def test_adaptive_background_state_in_diagnostics() -> None:
+    """Warming up, then learned: windows seen, the audio time last learned from, resets."""
+    from clap_core.predicates.background import AdaptiveBackground, AdaptiveBackgroundConfig
+    from clap_ros.diagnostics import background_status
+
+    bg = AdaptiveBackground(AdaptiveBackgroundConfig(enabled=True, warmup_windows=2))
+    bg.observe(np.ones(4), quiet=True, t_end=12.5)
+    warming = background_status("n", bg.state())
+    assert warming.name == "n: adaptive background" and warming.message == "warming up: 1 of 2 quiet windows"
+    bg.observe(np.ones(4), quiet=False, t_end=13.0)  # something fired: not learned
+    bg.observe(np.ones(4), quiet=True, t_end=13.5)
+    values = {kv.key: kv.value for kv in background_status("n", bg.state()).values}
+    assert background_status("n", bg.state()).message == "learned from 2 quiet windows"
+    assert values == {"enabled": "True", "learned": "True", "windows_seen": "2", "warmup_windows": "2",
+                      "last_update_t": "13.5", "resets": "0"}
+    bg.reset()
+    assert {kv.key: kv.value for kv in background_status("n", bg.state()).values}["last_update_t"] == "n/a"

@@ -210,6 +210,8 @@ def test_silent_topic_is_reported_in_diagnostics(session: Session) -> None:
     assert status_values(last)["state"] == "silent"
     inference = status_values(diagnostics_for(session.diags, session.node, "inference")[-1])
     assert int(inference["windows"]) >= 20 and int(inference["windows_nonfinite"]) >= 1
+    background = diagnostics_for(session.diags, session.node, "adaptive background")[-1]
+    assert background.message == "off" and status_values(background)["learned"] == "False"
 
 
 def test_sigterm_ends_the_node_with_exit_code_0(session: Session) -> None:
