@@ -27,7 +27,7 @@ from scipy.signal import lfilter
 from clap_core.audio_io import resample
 from clap_core.predicates import PredicateEngine, load_predicate_config
 from clap_core.predicates.background import AdaptiveBackgroundConfig
-from clap_core.predicates.config import parse_predicate_config
+from clap_core.predicates import parse_predicate_config
 from clap_core.predicates.metrics import read_labels, score_timeline
 from clap_ros.replay import open_source, replay
 from self_noise import self_noise

@@ -12,7 +12,7 @@ from clap_core.errors import ConfigError
 from clap_core.predicates.background import (
     AdaptiveBackground, AdaptiveBackgroundConfig, is_quiet, parse_adaptive_background, quietest_part,
 )
-from clap_core.predicates.config import dump_predicate_config, parse_predicate_config
+from clap_core.predicates.config_file import dump_predicate_config, parse_predicate_config
 from clap_core.predicates.engine import PredicateEngine
 
 SR = 8000
