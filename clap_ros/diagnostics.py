@@ -9,9 +9,12 @@ import math
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .source_health import STATE_ERROR, STATE_RUNNING, SourceHealth
+
+if TYPE_CHECKING:
+    from .bag_recorder import RecorderHealth
 
 OK, WARN, ERROR = b"\x00", b"\x01", b"\x02"  # diagnostic_msgs/DiagnosticStatus levels
 
@@ -125,6 +128,17 @@ def inference_status(node_name: str, s: InferenceSnapshot, new_errors: bool) -> 
     }
     values.update({f"windows_{k}": v for k, v in sorted(s.flag_counts.items())})
     return _status(f"{node_name}: inference", node_name, level, message, values)
+
+
+def recorder_status(node_name: str, h: RecorderHealth) -> Any:
+    """The black-box recorder: OK while recording, ERROR once a write failed (the message says
+    why: disk full, read-only file system)."""
+    if h.recording:
+        level, message = OK, f"recording into {h.path}"
+    else:
+        level, message = (ERROR, f"recorder {h.error}") if h.error else (OK, "recording finished")
+    return _status(f"{node_name}: recorder", h.path, level, message,
+                   {"path": h.path, "recording": h.recording, "messages": h.messages, "error": h.error})
 
 
 def diagnostic_array(stamp: Any, statuses: list[Any]) -> Any:

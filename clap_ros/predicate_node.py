@@ -215,13 +215,15 @@ class PredicateNode:
 
     # -- diagnostics ---------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        from .diagnostics import diagnostic_array, inference_status, source_status
+        from .diagnostics import diagnostic_array, inference_status, recorder_status, source_status
 
         snap = self.stats.snapshot()
         new_errors = snap.errors > self._errors_reported
         self._errors_reported = snap.errors
         name = self.node.get_name()
         statuses = [source_status(name, self.source.health()), inference_status(name, snap, new_errors)]
+        if self.recorder is not None:
+            statuses.append(recorder_status(name, self.recorder.health()))
         diag = diagnostic_array(self.node.get_clock().now().to_msg(), statuses)
         self._diag_pub.publish(diag)
         if self.recorder is not None:
