@@ -45,6 +45,7 @@ class NodeSettings:
     record_dir: str = ""
     text_in_child_process: bool = True
     audio_runtime: str = "auto"
+    onnx_cache_dir: str = ""
 
     def validate(self) -> "NodeSettings":
         """Reject nonsense once, at start, with the parameter's name in the message."""
@@ -53,8 +54,9 @@ class NodeSettings:
         for name in TOPICS:
             check_topic_name(name, getattr(self, name))
         check_config_readable(self.config)
-        if self.record_dir:
-            check_dir_writable("record_dir", self.record_dir)
+        for name in ("record_dir", "onnx_cache_dir"):
+            if getattr(self, name):
+                check_dir_writable(name, getattr(self, name))
         return self
 
 
@@ -84,6 +86,8 @@ DESCRIPTIONS: dict[str, str] = {
                      "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
                      "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
                      "torch otherwise.",
+    "onnx_cache_dir": "Keep the ONNX export (≈ 330 MB for CNN14) here, keyed by the weights' checksum, so later "
+                      "starts skip it (10–20 s); '' = export into a temporary folder, removed once loaded.",
 }
 
 
