@@ -57,7 +57,7 @@ CYCLES = [
     Cycle("cnn14", "SIGTERM", "child", cache=True),  # from the cache: the prompt-embedding child
     Cycle("cnn14", "SIGINT", "loading"), Cycle("cnn14", "SIGTERM", "loading"),
     Cycle("cnn14", "SIGINT", "loading", cache=True), Cycle("cnn14", "SIGTERM", "loading", cache=True),
-    *[Cycle("default", sig, when) for when in ("loading", "child", "child", "loading", "up")
+    *[Cycle("default", sig, when) for when in ("loading", "child", "loading", "loading", "up")
       for sig in ("SIGINT", "SIGTERM")],
 ]
 
@@ -132,14 +132,17 @@ class Bench:
         self._assert_nothing_left(what, tag, tmpdir)
 
     def _wait_for(self, cycle: Cycle, node: NodeProcess, tag: str, tmpdir: Path) -> None:
+        def loading() -> bool:  # the node's Python is running (before: `unshare`'s own `mount` child)
+            return any("loading weights" in line for line in node.lines)
+
         def children() -> list[str]:
-            return [p for p in tagged(tag) if not p.startswith(f"{node.proc.pid}:")]
+            return [p for p in tagged(tag) if not p.startswith(f"{node.proc.pid}:")] if loading() else []
 
         def exporting() -> bool:
             folder = self.cache if cycle.cache else tmpdir
             return bool(children()) and any(folder.glob(".partial-*" if cycle.cache else "clap-onnx-*"))
 
-        cond = {"loading": lambda: any("loading weights" in line for line in node.lines),
+        cond = {"loading": loading,
                 "export": exporting, "child": lambda: bool(children()),
                 "up": lambda: any("predicates (" in line for line in node.lines)}[cycle.when]
         end = time.monotonic() + 300
