@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         node.get_logger().fatal(f"cannot start: {exc}; {interfaces_hint()}")
         code = 2
     finally:
+        starting.clear()  # a SIGTERM now must not interrupt the clean-up
         if app is not None:
             app.close()
         node.destroy_node()
