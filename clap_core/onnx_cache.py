@@ -8,7 +8,8 @@ With `cache_dir` it is written into `<cache_dir>/.partial-<pid>-*` and renamed i
 complete, so a start killed mid-export (SIGKILL: nothing runs) never leaves a half entry that a later
 start would use; the next start removes partial folders whose process is gone. An entry is named by
 the SHA-256 of the weights' files and `EXPORT_FORMAT`: changed weights are exported again, and the
-entry made from the same weights path's old contents is removed then.
+entry made from the same weights path's old contents is removed then. Temporary folders carry their
+process id too (`clap-onnx-<pid>-*`): the next export removes those of processes that are gone.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Callable, Iterator
 EXPORT_FORMAT = 1  # bump when export_audio_path's output changes: entries of the old format are not used
 SOURCE = "source.json"  # in a complete entry: which weights it was made from
 PARTIAL = ".partial-"
+TEMP = "clap-onnx-"  # temporary export folders without a cache: clap-onnx-<pid>-*
 
 
 @contextmanager
@@ -32,7 +34,8 @@ def export_folder(weights: str, cache_dir: str | os.PathLike | None,
     """A folder holding the export of `weights`, made by `export(folder)` unless already cached;
     without `cache_dir` the folder is temporary and gone when the `with` block ends."""
     if not cache_dir:
-        with tempfile.TemporaryDirectory(prefix="clap-onnx-") as tmp:
+        remove_orphans(Path(tempfile.gettempdir()), TEMP)
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP}{os.getpid()}-") as tmp:
             export(Path(tmp))
             yield Path(tmp)
         return
@@ -75,10 +78,10 @@ def weights_digest(path: Path) -> str:
     return digest.hexdigest()[:40]
 
 
-def remove_orphans(root: Path) -> None:
-    """Partial exports whose process is gone (a start killed mid-export)."""
-    for folder in root.glob(f"{PARTIAL}*"):
-        pid = folder.name[len(PARTIAL):].split("-", 1)[0]
+def remove_orphans(root: Path, prefix: str = PARTIAL) -> None:
+    """Export folders `<prefix><pid>-*` whose process is gone (a start killed mid-export)."""
+    for folder in root.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -130,3 +130,16 @@ def test_load_onnx_model_caches_the_real_export_per_weights(tmp_path, tiny_model
     changed = load_onnx_model(weights, threads=1, cache_dir=cache).embed_audio(x, 16000)
     assert not np.allclose(first, changed, atol=1e-3), "a stale export would give the old embedding"
     assert [p.name for p in cache.iterdir()] != [entry.name] and len(list(cache.iterdir())) == 1
+
+
+def test_temporary_folders_of_killed_processes_are_removed_by_the_next_export(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own TMPDIR
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f"clap-onnx-{dead.stdout.strip()}-xyz"
+    orphan.mkdir()
+    (orphan / "audio.onnx.data").write_bytes(b"x" * 1000)
+    with export_folder(str(_weights(tmp_path)), None, _export_counting([])) as folder:
+        assert folder.name.startswith(f"clap-onnx-{os.getpid()}-")
+    assert not orphan.exists() and not folder.exists()
