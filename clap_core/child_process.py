@@ -9,6 +9,7 @@ guard. This module imports nothing heavy, so both sides can use it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any, Callable
@@ -16,14 +17,23 @@ from typing import Any, Callable
 from .errors import ClapError
 
 ERROR_PREFIX = "clap-child error: "
+# Runs `python -m <module>` after asking Linux to kill the child when its parent dies
+# (prctl PR_SET_PDEATHSIG = 1, SIGKILL), before anything heavy is imported: a parent killed, or
+# interrupted while it was still starting the child (subprocess kills only a child it has fully
+# started), leaves no orphan exporting or embedding on. A parent gone before the prctl: exit at once.
+_BOOT = ("import ctypes, os, runpy, sys\n"
+         "try:\n    ctypes.CDLL(None).prctl(1, 9)\nexcept (OSError, AttributeError):\n    pass\n"
+         "if os.getppid() != int(sys.argv[1]):\n    sys.exit(1)\n"
+         "sys.argv = sys.argv[2:]\n"
+         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n")
 
 
 def run_child(module: str, request: dict[str, Any], what: str, timeout_s: float = 600.0) -> bytes:
     """The child's stdout. A `ClapError` raised in the child comes back with its own message;
     anything else as the last line of its stderr. `what` names the job in errors."""
     try:
-        done = subprocess.run([sys.executable, "-m", module], input=json.dumps(request).encode(),
-                              capture_output=True, timeout=timeout_s)
+        done = subprocess.run([sys.executable, "-c", _BOOT, str(os.getpid()), module],
+                              input=json.dumps(request).encode(), capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ClapError(f"the {what} child process gave no answer in {timeout_s:.0f} s") from None
     if done.returncode != 0:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +25,7 @@ from .audio_io import resample, waveform_batch
 from .child_process import run_child, serve
 from .config import ModelConfig
 from .errors import ClapError
+from .onnx_cache import export_folder
 from .parts import part_spans
 
 EXPORTABLE_AUDIO_TOWERS = ("cnn14",)
@@ -98,19 +98,24 @@ class OnnxAudioModel:
         return np.load(io.BytesIO(out), allow_pickle=False)
 
 
-def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None) -> OnnxAudioModel:
+def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None,
+                    cache_dir: str | os.PathLike | None = None) -> OnnxAudioModel:
     """`weights` as for `load_model`. A child process exports the audio path into a temporary
-    folder; the session is built from it and the folder removed. `threads`: ONNX Runtime's
-    intra-op threads (default: all cores)."""
+    folder; the session is built from it and the folder removed. With `cache_dir` the export is
+    kept there, keyed by the weights' checksum, and later loads of the same weights skip it
+    (`onnx_cache`). `threads`: ONNX Runtime's intra-op threads (default: all cores)."""
     weights = str(weights)
     if not exportable(weights):
         raise ClapError(f"weights '{weights}': its audio tower is not one that exports to ONNX "
                         f"({', '.join(EXPORTABLE_AUDIO_TOWERS)}); use clap_core.load_model")
-    with tempfile.TemporaryDirectory(prefix="clap-onnx-") as tmp:
-        run_child(__name__, {"op": "export", "weights": weights, "folder": tmp}, "ONNX export", TIMEOUT_S)
-        meta = json.loads((Path(tmp) / _META).read_text())
-        session = cpu_session(str(Path(tmp) / _GRAPH), threads or os.cpu_count() or 1, arena=False)
+    with export_folder(weights, cache_dir, lambda folder: _export_in_child(weights, folder)) as folder:
+        meta = json.loads((folder / _META).read_text())
+        session = cpu_session(str(folder / _GRAPH), threads or os.cpu_count() or 1, arena=False)
     return OnnxAudioModel(weights, ModelConfig.from_dict(meta["config"]), meta["logit_scale"], session)
+
+
+def _export_in_child(weights: str, folder: Path) -> None:
+    run_child(__name__, {"op": "export", "weights": weights, "folder": str(folder)}, "ONNX export", TIMEOUT_S)
 
 
 def exportable(weights: str | os.PathLike) -> bool:

@@ -41,6 +41,7 @@ class AudioStream:
     msgtype: str
     messages: int
     info_topic: str | None = None
+    note: str = ""  # e.g. how much of a recording that was never closed could be read
 
 
 def _open_reader(path: Path) -> Any:
@@ -50,6 +51,11 @@ def _open_reader(path: Path) -> Any:
     if not path.exists():
         raise BagError(f"{path}: no such bag directory or audio file")
     if not (path / "metadata.yaml").is_file():
+        mcaps = sorted(path.glob("*.mcap"))
+        if len(mcaps) == 1:
+            from .bag_recovery import open_unterminated
+
+            return open_unterminated(mcaps[0])
         raise BagError(f"{path}: not a rosbag2 bag (metadata.yaml is missing); if the recording was cut "
                        "short, run `ros2 bag reindex` on it first")
     layout = _layout_hint(path)
@@ -97,7 +103,10 @@ def find_audio(reader: Any, path: Path, topic: str | None = None) -> AudioStream
         info_topic = _pick_info_topic(conn.topic, infos)
     storage = "mcap" if any(p.suffix == ".mcap" for p in path.iterdir()) else "sqlite3"
     count = sum(c.msgcount for c in conns if c.topic == conn.topic)
-    return AudioStream(path, storage, layout, conn.topic, conn.msgtype, count, info_topic)
+    from .bag_recovery import UnterminatedReader
+
+    note = reader.note if isinstance(reader, UnterminatedReader) else ""
+    return AudioStream(path, storage, layout, conn.topic, conn.msgtype, count, info_topic, note)
 
 
 def _pick_info_topic(audio_topic: str, infos: list[str]) -> str | None:

@@ -9,9 +9,12 @@ import math
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .source_health import STATE_ERROR, STATE_RUNNING, SourceHealth
+
+if TYPE_CHECKING:
+    from .bag_recorder import RecorderHealth
 
 OK, WARN, ERROR = b"\x00", b"\x01", b"\x02"  # diagnostic_msgs/DiagnosticStatus levels
 
@@ -141,6 +144,17 @@ def background_status(node_name: str, b: Any) -> Any:
                     "warmup_windows": b.warmup_windows,
                     "last_update_t": b.last_update_t if b.last_update_t is not None else math.nan,
                     "resets": b.resets})
+
+
+def recorder_status(node_name: str, h: RecorderHealth) -> Any:
+    """The black-box recorder: OK while recording, ERROR once a write failed (the message says
+    why: disk full, read-only file system)."""
+    if h.recording:
+        level, message = OK, f"recording into {h.path}"
+    else:
+        level, message = (ERROR, f"recorder {h.error}") if h.error else (OK, "recording finished")
+    return _status(f"{node_name}: recorder", h.path, level, message,
+                   {"path": h.path, "recording": h.recording, "messages": h.messages, "error": h.error})
 
 
 def diagnostic_array(stamp: Any, statuses: list[Any]) -> Any:

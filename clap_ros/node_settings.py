@@ -65,6 +65,9 @@ class NodeSettings:
                 "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
                 "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
                 "torch otherwise.")
+    onnx_cache_dir: str = setting(
+        "", "Keep the ONNX export (≈ 330 MB for CNN14) here, keyed by the weights' checksum, so later "
+            "starts skip it (10–20 s); '' = export into a temporary folder, removed once loaded.")
 
     def validate(self) -> "NodeSettings":
         """Reject nonsense once, at start, with the parameter's name in the message."""
@@ -73,8 +76,9 @@ class NodeSettings:
         for name in TOPICS:
             check_topic_name(name, getattr(self, name))
         check_config_readable(self.config)
-        if self.record_dir:
-            check_dir_writable("record_dir", self.record_dir)
+        for name in ("record_dir", "onnx_cache_dir"):
+            if getattr(self, name):
+                check_dir_writable(name, getattr(self, name))
         return self
 
 

@@ -10,6 +10,7 @@ Run:  python -m clap_ros.predicate_node --ros-args -p config:=config/predicates.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ def load_node_model(s: NodeSettings) -> Any:
     from clap_core.onnx_model import exportable, load_onnx_model
 
     if s.audio_runtime == "onnx" or (s.audio_runtime == "auto" and exportable(s.weights)):
-        return load_onnx_model(s.weights)
+        return load_onnx_model(s.weights, cache_dir=s.onnx_cache_dir or None)
     from clap_core import load_model
 
     return load_model(s.weights, device="cpu", isolate_text=s.text_in_child_process)
@@ -215,7 +216,8 @@ class PredicateNode:
 
     # -- diagnostics ---------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        from .diagnostics import background_status, diagnostic_array, inference_status, source_status
+        from .diagnostics import (background_status, diagnostic_array, inference_status, recorder_status,
+                                  source_status)
 
         snap = self.stats.snapshot()
         new_errors = snap.errors > self._errors_reported
@@ -223,6 +225,8 @@ class PredicateNode:
         name = self.node.get_name()
         statuses = [source_status(name, self.source.health()), inference_status(name, snap, new_errors),
                     background_status(name, self.engine.background_state())]
+        if self.recorder is not None:
+            statuses.append(recorder_status(name, self.recorder.health()))
         diag = diagnostic_array(self.node.get_clock().now().to_msg(), statuses)
         self._diag_pub.publish(diag)
         if self.recorder is not None:
@@ -237,11 +241,27 @@ class PredicateNode:
             self.recorder.close()
 
 
+def _stop_start_up_on_sigterm(starting: threading.Event) -> None:
+    """SIGTERM while the node starts ends the start, as SIGINT does (KeyboardInterrupt: a child
+    process exporting or embedding is killed, its temporary folder removed). rclpy's own handler
+    only shuts the context down: the start went on loading for seconds, then died on the dead
+    context with a traceback and exit code 1. Installed before `rclpy.init`, whose handler calls it;
+    once started it does nothing and rclpy's shutdown ends the spin."""
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if starting.is_set():
+            raise KeyboardInterrupt("SIGTERM during start-up")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry: exit 0 on SIGINT/SIGTERM, 2 with a one-line message on a bad start."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
+    starting = threading.Event()
+    starting.set()
+    _stop_start_up_on_sigterm(starting)
     rclpy.init(args=argv if argv is not None else sys.argv)
     # The inference thread calls into torch (runtime 'torch') dozens of times per window and must
     # win the GIL back from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14
@@ -252,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         app = PredicateNode(node)
+        starting.clear()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
@@ -264,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         node.get_logger().fatal(f"cannot start: {exc}; {interfaces_hint()}")
         code = 2
     finally:
+        starting.clear()  # a SIGTERM now must not interrupt the clean-up
         if app is not None:
             app.close()
         node.destroy_node()

@@ -74,6 +74,8 @@ def open_source(path: str | Path, topic: str | None = None, raw_rate: int = 0, r
     if path.is_dir():
         stream, chunks = read_bag_audio(path, topic, raw_rate, raw_channels)
         desc = f"{path} ({stream.storage}, {stream.layout} layout, {stream.topic}, {stream.messages} messages)"
+        if stream.note:
+            desc += f"; {stream.note}"
         return ReplaySource(path, desc, chunks, stream)
     wave, rate = load_audio(path)
     step = int(FILE_CHUNK_S * rate)

@@ -69,10 +69,23 @@ def test_dropped_messages_show_in_chunk_times(tmp_path: Path) -> None:
 
 def test_bag_without_metadata(tmp_path: Path) -> None:
     bag = tmp_path / "bag"
-    shutil.copytree(DATA / "scene1_stamped_mcap", bag)
+    shutil.copytree(DATA / "scene1_raw_sqlite3", bag)
     (bag / "metadata.yaml").unlink()
     with pytest.raises(BagError, match="metadata.yaml is missing"):
         read_bag_audio(bag)
+
+
+def test_mcap_without_metadata_is_read_from_its_chunks(tmp_path: Path) -> None:
+    """An mcap file holds its own schemas and channels: it replays without metadata.yaml, all of it."""
+    bag = tmp_path / "bag"
+    shutil.copytree(DATA / "scene1_stamped_mcap", bag)
+    (bag / "metadata.yaml").unlink()
+    stream, chunks = read_bag_audio(bag)
+    ref_stream, ref_chunks = read_bag_audio(DATA / "scene1_stamped_mcap")
+    got, ref = list(chunks), list(ref_chunks)
+    assert "never closed" in stream.note and ref_stream.note == ""
+    assert stream.messages == ref_stream.messages == len(got) == len(ref)
+    assert all(a.t_first == b.t_first and np.array_equal(a.samples, b.samples) for a, b in zip(got, ref))
 
 
 def test_missing_path(tmp_path: Path) -> None:
