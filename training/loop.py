@@ -23,7 +23,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from clap_core.audio_io import clip_windows
+from clap_core.clips import clip_windows
 from clap_core.errors import CheckpointError, ConfigError, ManifestError
 from clap_core.losses import contrastive_loss
 from clap_core.manifest import read_labelled_manifest

@@ -9,14 +9,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
 from .config import PredicateConfig, PredicateSetConfig
 from .scoring import PromptScorer, to_numpy
 from .tracking import PredicateTracker
-from .windowing import Window, Windower
+from .windowing import HOP_S, Window, Windower
 
 BATCH = 16  # windows per model call when a push completes many (replay)
 PART_S, PART_HOP_S = 1.0, 0.5  # sub-window parts (YAMNet: one 0.96-s patch each, every 0.48 s)
@@ -81,11 +81,11 @@ class WindowResult:
 class PredicateEngine:
     """Streaming predicates over any audio source; see the module docstring."""
 
-    def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float = 5.0, hop_s: float = 0.5,
+    def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float | None = None, hop_s: float = HOP_S,
                  gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0) -> None:
         self.model = model
-        self.window_s, self.hop_s = float(window_s), float(hop_s)
-        self.windower = Windower(int(model.sample_rate), window_s, hop_s, gap_tolerance_s, max_fill_s)
+        self.window_s, self.hop_s = float(window_s or model.clip_seconds), float(hop_s)
+        self.windower = Windower(int(model.sample_rate), self.window_s, hop_s, gap_tolerance_s, max_fill_s)
         self._lock = threading.Lock()
         self._scorer: PromptScorer | None = None
         self._trackers: dict[str, PredicateTracker] = {}
@@ -159,18 +159,14 @@ class PredicateEngine:
         """Scores `[N, P]` and each predicate's best part as window-relative (start, end) `[N, P, 2]`."""
         scorer = self._scorer
         assert scorer is not None
-        rate = int(self.model.sample_rate)
-        parts = scorer.needs_parts and isinstance(self.model, PartsModel)
         out, spans = [], []
-        for i in range(0, len(batch), BATCH):
-            chunk = np.stack(batch[i:i + BATCH])
-            if parts:
-                whole, part_emb, bounds = self.model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
-                s, best = scorer.pooled(to_numpy(whole), to_numpy(part_emb))
-                spans.append(np.asarray(bounds, dtype=np.float64)[best])
+        for whole, part_emb, bounds in embed_windows(self.model, batch, scorer.needs_parts):
+            if part_emb is not None:
+                s, best = scorer.pooled(whole, part_emb)
+                spans.append(bounds[best])
             else:
-                s = scorer.score(to_numpy(self.model.embed_audio(chunk, rate)))
-                spans.append(np.broadcast_to([0.0, chunk.shape[-1] / rate], (*s.shape, 2)))
+                s = scorer.score(whole)
+                spans.append(np.broadcast_to(bounds[0], (*s.shape, 2)))
             out.append(s)
         return np.concatenate(out), np.concatenate(spans)
 
@@ -199,6 +195,22 @@ class PredicateEngine:
                             thresholds_off=[p.threshold_off for p in preds], kinds=[p.kind for p in preds],
                             part_start=[w.t_start + float(a) for a in spans[:, 0]],
                             part_end=[w.t_start + float(b) for b in spans[:, 1]])
+
+
+def embed_windows(model: Any, batch: list[np.ndarray], parts: bool
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
+    """Window embeddings as the engine scores them, `BATCH` windows per model call: (whole `[n, d]`,
+    parts `[n, K, d]` or None, part bounds `[K, 2]` in window seconds — the whole window when
+    there are no parts). Parts only when asked for and the model has them (`PartsModel`)."""
+    rate = int(model.sample_rate)
+    parts = parts and isinstance(model, PartsModel)
+    for i in range(0, len(batch), BATCH):
+        chunk = np.stack(batch[i:i + BATCH])
+        if parts:
+            whole, part_emb, bounds = model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
+            yield to_numpy(whole), to_numpy(part_emb), np.asarray(bounds, dtype=np.float64)
+        else:
+            yield to_numpy(model.embed_audio(chunk, rate)), None, np.array([[0.0, chunk.shape[-1] / rate]])
 
 
 def _decision(p: PredicateConfig) -> tuple:
