@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clap_core import ClapModel, load_model  # noqa: E402
-from clap_core.audio_io import clip_windows, load_audio  # noqa: E402
+from clap_core.audio_io import load_audio  # noqa: E402
+from clap_core.clips import clip_windows  # noqa: E402
 from clap_core.checkpoints import load_checkpoint  # noqa: E402
 from clap_core.manifest import LabelledClip  # noqa: E402
 from training import build_default, data_default  # noqa: E402

@@ -89,7 +89,8 @@ def _embedding_agreement(run: Path, sounds45: Path) -> float:
     import torch
 
     from clap_core import load_model
-    from clap_core.audio_io import clip_windows, load_audio
+    from clap_core.audio_io import load_audio
+    from clap_core.clips import clip_windows
 
     with (sounds45 / "labels.csv").open(newline="") as fh:
         clips = [row["path"] for row in csv.DictReader(fh)][::16][:4]

@@ -1,7 +1,7 @@
-"""Reading audio files of any shape into what the model wants: mono float32 and fixed-length clips.
+"""Reading audio files of any shape into what the model wants: mono float32 at its own rate.
 
-Deterministic by design: the same file always yields the same windows (no random crops), so the
-same file always gets the same embedding.
+Fixed-length clips and windows of a clip are `clap_core.clips`; streaming windows are
+`clap_core.predicates.windowing`.
 """
 from __future__ import annotations
 
@@ -48,29 +48,3 @@ def waveform_batch(waveform: Any) -> Any:
     if not math.isfinite(float(waveform.sum())):  # one reduction: any NaN/inf poisons the sum
         raise ClapError("waveform holds NaN or infinite samples; drop or repair that audio first")
     return waveform
-
-
-def tile_to_length(wave: np.ndarray, length: int) -> np.ndarray:
-    """Repeat a short clip until it fills `length` samples (the paper's padding for short clips)."""
-    if wave.size == 0:
-        raise AudioFileError("cannot tile an empty clip")
-    repeats = -(-length // wave.size)
-    return np.tile(wave, repeats)[:length]
-
-
-def clip_windows(wave: np.ndarray, sample_rate: int, clip_seconds: float = 5.0,
-                 hop_seconds: float | None = None) -> np.ndarray:
-    """Fixed-length windows `[n, clip_samples]` covering the whole clip.
-
-    Short clips are tiled to one window; long clips get windows every `hop_seconds` (default:
-    half a clip) plus one aligned to the end, so no part of the recording is left out.
-    """
-    length = int(round(clip_seconds * sample_rate))
-    wave = np.asarray(wave, dtype=np.float32)
-    if wave.size <= length:
-        return tile_to_length(wave, length)[None]
-    hop = int(round((hop_seconds if hop_seconds else clip_seconds / 2) * sample_rate))
-    starts = list(range(0, wave.size - length + 1, max(hop, 1)))
-    if starts[-1] != wave.size - length:
-        starts.append(wave.size - length)
-    return np.stack([wave[s : s + length] for s in starts])

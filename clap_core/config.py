@@ -13,6 +13,7 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_TEMPLATE = "This is a sound of {}."
+CLIP_SECONDS = 5.0  # the clip length a model config gets unless it says otherwise (the one default)
 
 
 @dataclass
@@ -60,7 +61,7 @@ class ModelConfig:
     projection_dropout: float = 0.5
     audio_projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     text_projection: ProjectionConfig = field(default_factory=ProjectionConfig)
-    clip_seconds: float = 5.0
+    clip_seconds: float = CLIP_SECONDS
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0
     template: str = DEFAULT_TEMPLATE

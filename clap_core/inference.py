@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .audio_io import clip_windows, load_audio, resample
+from .audio_io import load_audio, resample
+from .clips import clip_windows
 from .model import ClapModel
 
 

@@ -150,25 +150,35 @@ def add_calibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="default")
     p.add_argument("--no-prototypes", action="store_true", help="only fit thresholds")
     p.add_argument("--window", type=float, default=0.0, help="seconds (default 0: the model's clip length)")
-    p.add_argument("--hop", type=float, default=1.0, help="hop between example windows (default 1 s)")
+    p.add_argument("--hop", type=float, default=0.5, help="hop between windows (default 0.5 s, as the node)")
+    p.add_argument("--background", action="append", default=[], metavar="AUDIO",
+                   help="room/background recording the examples are mixed into (repeatable; "
+                        "default: a synthetic quiet room tone at -55 dBFS)")
+    p.add_argument("--snr-db", type=float, nargs="+", default=[30.0, 20.0, 10.0],
+                   help="levels of each example over the background, dB (default 30 20 10)")
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
     from clap_core import load_model
     from clap_core.predicates import load_predicate_config, write_predicate_config
     from clap_core.predicates.calibrate import calibrate, read_examples
+    from clap_core.predicates.placement import Placement, load_backgrounds
 
     from .replay import torch_threads_for
 
     cfg = load_predicate_config(args.config)
     examples = read_examples(args.examples)
     model = load_model(args.weights)
+    placement = Placement(snrs_db=tuple(args.snr_db),
+                          backgrounds=load_backgrounds(args.background, model.sample_rate) or None)
     with torch_threads_for(model):
         new, reports = calibrate(model, cfg, examples, prototypes=not args.no_prototypes,
-                                 window_s=args.window or model.clip_seconds, hop_s=args.hop)
+                                 window_s=args.window or None, hop_s=args.hop, placement=placement)
     write_predicate_config(new, args.out)
     for r in reports:
         print(r.line())
+        if r.warning:
+            _eprint(f"warning: {r.warning}")
     _eprint(f"wrote {args.out}")
     return 0
 

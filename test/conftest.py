@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOUNDS45 = (REPO.parent / "shared" / "data" / "sounds45").resolve()
+# ../shared beside the checkout; CLAP_SHARED_DIR points elsewhere (a worktree whose parent has none)
+SHARED = Path(os.environ.get("CLAP_SHARED_DIR") or REPO.parent / "shared").resolve()
+SOUNDS45 = SHARED / "data" / "sounds45"
+SFX_POOL = SHARED / "data" / "sfx_pool"
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +20,13 @@ def sounds45() -> Path:
     if not (SOUNDS45 / "labels.csv").is_file():
         pytest.skip(f"the sounds45 recordings are not at {SOUNDS45}")
     return SOUNDS45
+
+
+@pytest.fixture(scope="session")
+def sfx_pool() -> Path:
+    if not (SFX_POOL / "labels.csv").is_file():
+        pytest.skip(f"the sfx_pool recordings are not at {SFX_POOL}")
+    return SFX_POOL
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import torch
 from safetensors import safe_open
 
 from clap_core import load_model
-from clap_core.audio_io import clip_windows, load_audio, resample
+from clap_core.audio_io import load_audio, resample
+from clap_core.clips import clip_windows
 from clap_core.config import AudioTowerConfig
 from clap_core.errors import ConfigError
 from clap_core.projection import mlp_heads

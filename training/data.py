@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from clap_core.clips import crop, scale_to_snr
 from clap_core.errors import AudioFileError, ManifestError
 
 from .manifests import Clip
@@ -71,26 +72,6 @@ class LazyWaves(Sequence):
 
     def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
         return load_clip_audio(self.paths[index], self.sample_rate)
-
-
-def crop(wave: np.ndarray, length: int, rng: Optional[np.random.Generator]) -> np.ndarray:
-    """A `length`-sample window: random start (rng) or the start (None); short clips are tiled."""
-    if wave.size < length:
-        reps = -(-length // wave.size) + 1
-        tiled = np.tile(wave, reps)
-        start = int(rng.integers(wave.size)) if rng is not None else 0
-        return tiled[start:start + length]
-    start = int(rng.integers(wave.size - length + 1)) if rng is not None else 0
-    return wave[start:start + length]
-
-
-def scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """Noise scaled so that power(signal)/power(noise) = snr_db; silent inputs leave it as is."""
-    p_sig = float(np.mean(signal.astype(np.float64) ** 2))
-    p_noise = float(np.mean(noise.astype(np.float64) ** 2))
-    if p_sig <= 0.0 or p_noise <= 0.0:
-        return np.zeros_like(noise)
-    return noise * np.float32(np.sqrt(p_sig / (p_noise * 10.0 ** (snr_db / 10.0))))
 
 
 # ---------------------------------------------------------------- dataset

@@ -16,7 +16,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from clap_core.audio_io import clip_windows, load_audio, resample
+from clap_core.audio_io import load_audio, resample
+from clap_core.clips import clip_windows
+from clap_core.config import CLIP_SECONDS
 from clap_core.manifest import LabelledClip, read_labelled_manifest
 
 TEMPLATES = (
@@ -64,7 +66,7 @@ def clip_probs(tower: torch.nn.Module, names: Sequence[str], clip: LabelledClip)
     """YAMNet's class probabilities for a whole clip (mean over its 5-s windows)."""
     wave, rate = load_audio(clip.path)
     wave = resample(wave, rate, tower.sample_rate)
-    windows = torch.from_numpy(clip_windows(wave, tower.sample_rate, 5.0))
+    windows = torch.from_numpy(clip_windows(wave, tower.sample_rate, CLIP_SECONDS))
     return tower(windows)[:, -len(names):].mean(dim=0).numpy()
 
 
@@ -113,7 +115,7 @@ def append_background(manifest: Path, folder: Path, tower: torch.nn.Module, name
         for k, noise in enumerate(background_noises(count, seconds, tower.sample_rate, seed)):
             path = (folder / f"noise{k:02d}.wav").resolve()
             sf.write(str(path), noise, tower.sample_rate, subtype="FLOAT")
-            probs = tower(torch.from_numpy(clip_windows(noise, tower.sample_rate, 5.0)))[:, -len(names):].mean(dim=0)
+            probs = tower(torch.from_numpy(clip_windows(noise, tower.sample_rate, CLIP_SECONDS)))[:, -len(names):].mean(dim=0)
             for label in heard_labels(probs.numpy(), names, heard_top_k, heard_min_prob):
                 for template in templates:
                     writer.writerow([str(path), template.format(label)])

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clap_core.audio_io import clip_windows
+from clap_core.clips import clip_windows
 from clap_core.losses import contrastive_loss
 
 from .config import TrainConfig

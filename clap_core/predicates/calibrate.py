@@ -3,12 +3,19 @@
 Why: a prompt alone may not separate a robot's own sounds (its gripper, its floor) well enough.
 Given a handful of recordings per predicate marked positive or negative, this picks the threshold
 that separates them best and, optionally, adds audio prototypes (mean embeddings of the positive
-and negative windows) scored beside the prompt. Both are written back into the predicates YAML.
+and negative evidence) scored beside the prompt. Both are written back into the predicates YAML.
 
-Honesty about few examples: prototype scores for each recording are computed leave-one-recording-
-out (its own windows never shape the prototypes they are scored against), and the prototype weight
-is chosen on those scores, so the reported "calibrated F1" is not the training fit of prototypes.
-The threshold is fitted on the same recordings, so check it on recordings kept aside (see docs).
+What it fits on is what the node scores: each recording placed in room audio at a few levels
+(`placement`), cut by the node's `Windower` at the node's hop, embedded and pooled (whole window
+or its ~1-s parts, per predicate) exactly as `PredicateEngine` does.
+
+Honesty about few examples: the quality it reports is held out. Every recording in turn is left
+out, the whole fit (threshold, prototype weight and scale, prototypes) is redone on the others,
+and the left-out recording's windows are scored with that fit (leave-one-recording-out); the
+reported F1 pools those held-out predictions. Prompt-only F1 ("before") uses the file's own
+threshold, which nothing was fitted to. A predicate is left as it was, with one line saying why,
+when it has under `MIN_POSITIVES` positive recordings or when the fit does not beat the prompt on
+held-out recordings; under `FEW_POSITIVES` the line warns that the held-out figure is rough.
 """
 from __future__ import annotations
 
@@ -18,16 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..audio_io import clip_windows, load_audio, resample
 from ..errors import ConfigError, ManifestError
 from .config import PredicateConfig, PredicateSetConfig, Prototypes
-from .scoring import PromptScorer, sigmoid, unit, model_name
+from .placement import ExampleWindows, Placement, example_windows
+from .scoring import PromptScorer, model_name, pool, sigmoid, unit
+from .windowing import HOP_S
 
 POSITIVE = {"pos", "positive", "1", "true", "yes"}
 NEGATIVE = {"neg", "negative", "0", "false", "no"}
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+MIN_POSITIVES = 2  # fewer cannot be checked on a held-out positive at all: refused
+FEW_POSITIVES = 4  # fewer: the held-out figure comes from so few folds that it is rough: warned
 
 
 @dataclass(frozen=True)
@@ -39,21 +48,50 @@ class Example:
 
 @dataclass
 class PredicateReport:
-    """What calibration did to one predicate; F1 per window over the example recordings."""
+    """What calibration did to one predicate; F1 per window over the placed example recordings,
+    `f1_heldout` from leave-one-recording-out fits."""
 
     name: str
     n_pos: int
     n_neg: int
-    f1_before: float  # prompt only, the file's threshold
-    f1_after: float  # chosen threshold (and prototypes, leave-one-out)
+    f1_before: float  # prompt only, the file's threshold (nothing fitted)
+    f1_heldout: float  # the fit, each recording scored by a fit made without it
     threshold_before: float
     threshold: float
     prototype_weight: float
+    kept: str = ""  # why the file's settings were kept ("" when calibrated)
+    warning: str = ""
 
     def line(self) -> str:
-        return (f"{self.name}: {self.n_pos} positive / {self.n_neg} negative recordings; F1 per window "
-                f"{self.f1_before:.2f} → {self.f1_after:.2f}; threshold {self.threshold_before:.2f} → "
-                f"{self.threshold:.2f}; prototype weight {self.prototype_weight:.2f}")
+        head = (f"{self.name}: {self.n_pos} positive / {self.n_neg} negative recordings; held-out "
+                f"(leave-one-recording-out) F1 per window {self.f1_before:.2f} → {self.f1_heldout:.2f}")
+        if self.kept:
+            return f"{head}; KEPT the file's settings: {self.kept}"
+        return (f"{head}; threshold {self.threshold_before:.2f} → {self.threshold:.2f}; prototype weight "
+                f"{self.prototype_weight:.2f}")
+
+
+@dataclass(frozen=True)
+class _Fit:
+    threshold: float
+    weight: float = 0.0
+    scale: float = 0.0
+    pos: np.ndarray | None = None
+    neg: np.ndarray | None = None
+
+
+@dataclass
+class _Rec:
+    """One recording's windows for one predicate: prompt scores, evidence, labels."""
+
+    prompt: np.ndarray  # [n] pooled prompt-only score
+    prompt_whole: np.ndarray  # [n]
+    prompt_parts: np.ndarray  # [n, K]
+    whole: np.ndarray  # [n, d]
+    parts: np.ndarray  # [n, K, d] (K = 1: the whole window)
+    evidence: np.ndarray  # [m, d]: the embeddings a prototype is built from
+    labels: np.ndarray  # [n] bool
+    positive: bool
 
 
 def read_examples(path: str | Path) -> list[Example]:
@@ -76,29 +114,19 @@ def read_examples(path: str | Path) -> list[Example]:
     return out
 
 
-def embed_recordings(model: Any, paths: list[Path], window_s: float = 5.0, hop_s: float = 1.0
-                     ) -> dict[Path, np.ndarray]:
-    """Unit audio embeddings of each recording's windows (short recordings tiled to one window)."""
-    rate = int(model.sample_rate)
-    out: dict[Path, np.ndarray] = {}
-    for path in dict.fromkeys(paths):
-        wave, sr = load_audio(path)
-        windows = clip_windows(resample(wave, sr, rate), rate, window_s, hop_s)
-        with torch.inference_mode():
-            emb = model.embed_audio(torch.from_numpy(np.ascontiguousarray(windows)), rate)
-        out[path] = unit(emb.detach().cpu().numpy().astype(np.float64))
-    return out
-
-
 def calibrate(model: Any, cfg: PredicateSetConfig, examples: list[Example], prototypes: bool = True,
-              window_s: float = 5.0, hop_s: float = 1.0) -> tuple[PredicateSetConfig, list[PredicateReport]]:
-    """New config with calibrated thresholds (and prototypes) for every predicate with examples."""
+              window_s: float | None = None, hop_s: float = HOP_S, placement: Placement = Placement()
+              ) -> tuple[PredicateSetConfig, list[PredicateReport]]:
+    """New config with calibrated thresholds (and prototypes) for every predicate with examples;
+    `window_s` defaults to the model's clip length, `hop_s` to the node's hop."""
     unknown = sorted({e.predicate for e in examples} - set(cfg.names))
     if unknown:
         raise ConfigError(f"examples: predicate(s) {', '.join(unknown)} not in the config "
                           f"(known: {', '.join(cfg.names)})")
-    embeddings = embed_recordings(model, [e.path for e in examples], window_s, hop_s)
-    scorer = PromptScorer(model, cfg)
+    window_s = float(window_s or model.clip_seconds)
+    windows = {path: example_windows(model, path, window_s, placement, hop_s)
+               for path in dict.fromkeys(e.path for e in examples)}
+    scorer = PromptScorer(model, _prompt_only(cfg))
     reports = []
     for p in cfg.predicates:
         mine = [e for e in examples if e.predicate == p.name]
@@ -108,59 +136,111 @@ def calibrate(model: Any, cfg: PredicateSetConfig, examples: list[Example], prot
         neg = [e for e in mine if not e.positive]
         if not pos or not neg:
             raise ConfigError(f"examples for {p.name}: need at least one positive and one negative recording")
-        new_p, report = _calibrate_one(p, cfg.names.index(p.name), scorer, embeddings, pos, neg,
-                                       prototypes, model_name(model))
+        index = cfg.names.index(p.name)
+        recs = [_rec(windows[e.path], scorer, index, p.pooling, e.positive) for e in pos + neg]
+        new_p, report = _calibrate_one(p, recs, prototypes, model_name(model))
         cfg = cfg.with_predicate(new_p)
         reports.append(report)
     return cfg, reports
 
 
-def _calibrate_one(p: PredicateConfig, index: int, scorer: PromptScorer, emb: dict[Path, np.ndarray],
-                   pos: list[Example], neg: list[Example], use_protos: bool, weights: str | None
-                   ) -> tuple[PredicateConfig, PredicateReport]:
-    recs = [(emb[e.path], e.positive) for e in pos + neg]
-    labels = np.concatenate([np.full(len(a), y, dtype=bool) for a, y in recs])
-    prompt = np.concatenate([sigmoid(scorer.scale * scorer.prompt_margins(a)[:, index]) for a, _ in recs])
-    before = f1(prompt >= p.threshold, labels)
-    best = (_best_threshold(prompt, labels), 0.0, 0.0)  # ((f1, separation, threshold), weight, scale)
-    proto_vectors = None
-    if use_protos:
-        margins = _loo_margins(recs)
-        scale = float(np.clip(3.0 / max(np.std(margins), 1e-6), 1.0, 1000.0))
-        proto = sigmoid(scale * margins)
-        for w in WEIGHTS[1:]:
-            cand = _best_threshold((1 - w) * prompt + w * proto, labels)
-            if (cand[0] > best[0][0] + 1e-9
-                    or (cand[0] > best[0][0] - 1e-9 and cand[1] > best[0][1] + 0.05)):
-                best = (cand, w, scale)
-        if best[1] > 0:
-            proto_vectors = (_recording_mean([a for a, y in recs if y]), _recording_mean([a for a, y in recs if not y]))
-    (f1_after, _, threshold), weight, scale = best
-    new = replace(p, threshold=round(threshold, 4), hysteresis=min(p.hysteresis, round(threshold, 4)))
-    if proto_vectors is not None:
-        new = replace(new, prototypes=Prototypes(positive=tuple(proto_vectors[0].tolist()),
-                                                 negative=tuple(proto_vectors[1].tolist()),
-                                                 weight=weight, scale=round(scale, 3), model=weights))
+def _prompt_only(cfg: PredicateSetConfig) -> PredicateSetConfig:
+    for p in cfg.predicates:
+        cfg = cfg.with_predicate(replace(p, prototypes=None))
+    return cfg
+
+
+def _rec(w: ExampleWindows, scorer: PromptScorer, index: int, pooling: str, positive: bool) -> _Rec:
+    keep = w.holds >= 0 if positive else np.ones(len(w.holds), bool)
+    whole = w.whole[keep]
+    parts = w.parts[keep] if w.parts is not None else whole[:, None]
+    s_whole = scorer.score(whole)[:, index].astype(np.float64)
+    s_parts = scorer.score(parts.reshape(-1, parts.shape[-1]))[:, index].reshape(parts.shape[:2]).astype(np.float64)
+    labels = w.holds[keep] == 1 if positive else np.zeros(int(keep.sum()), bool)
+    if pooling == "whole" or w.parts is None:
+        evidence = whole[labels] if positive else whole
     else:
-        new = replace(new, prototypes=None)
-    report = PredicateReport(p.name, len(pos), len(neg), before, f1_after, p.threshold, new.threshold, weight)
+        evidence = parts[w.part_holds[keep]] if positive else parts.reshape(-1, parts.shape[-1])
+    return _Rec(pool(s_whole, s_parts, pooling), s_whole, s_parts, whole, parts, evidence, labels, positive)
+
+
+def _calibrate_one(p: PredicateConfig, recs: list[_Rec], use_protos: bool, weights: str | None
+                   ) -> tuple[PredicateConfig, PredicateReport]:
+    n_pos = sum(r.positive for r in recs)
+    labels = np.concatenate([r.labels for r in recs])
+    before = f1(np.concatenate([r.prompt for r in recs]) >= p.threshold, labels)
+    report = PredicateReport(p.name, n_pos, len(recs) - n_pos, before, before, p.threshold, p.threshold, 0.0)
+    if n_pos < MIN_POSITIVES:
+        report.kept = (f"{n_pos} positive recording cannot be checked on a held-out one; "
+                       f"give {MIN_POSITIVES}+ (better {FEW_POSITIVES}+), from different takes")
+        return p, report
+    report.f1_heldout = f1(np.concatenate(heldout_scores(p, recs, use_protos)) >= 0, labels)
+    if n_pos < FEW_POSITIVES:
+        report.warning = (f"{p.name}: only {n_pos} positive recordings: the held-out F1 comes from {n_pos} "
+                          f"positive folds and is rough; {FEW_POSITIVES}+ recordings from different takes "
+                          "make the fit trustworthy")
+    if report.f1_heldout < before - 1e-9:
+        report.kept = "the fit scored lower than the prompt alone on held-out recordings"
+        return p, report
+    fit = _fit(p, recs, use_protos)
+    report.threshold, report.prototype_weight = fit.threshold, fit.weight
+    new = replace(p, threshold=round(fit.threshold, 4), hysteresis=min(p.hysteresis, round(fit.threshold, 4)),
+                  prototypes=None)
+    if fit.pos is not None and fit.neg is not None:
+        new = replace(new, prototypes=Prototypes(positive=tuple(fit.pos.tolist()), negative=tuple(fit.neg.tolist()),
+                                                 weight=fit.weight, scale=round(fit.scale, 3), model=weights))
     return new, report
 
 
-def _recording_mean(arrays: list[np.ndarray]) -> np.ndarray:
-    """Mean over recordings of each recording's mean window (long recordings do not dominate)."""
-    return unit(np.mean([unit(a.mean(axis=0)) for a in arrays], axis=0))
+def _fit(p: PredicateConfig, recs: list[_Rec], use_protos: bool) -> _Fit:
+    """Threshold, and prototypes when they help, fitted on `recs`. Prototypes need two positive and
+    two negative recordings among `recs`: their weight and scale are chosen on prototype margins of recordings
+    the prototypes were built without (an inner leave-one-out)."""
+    labels = np.concatenate([r.labels for r in recs])
+    best = _best_threshold(np.concatenate([r.prompt for r in recs]), labels)
+    fit = _Fit(best[2])
+    n_pos = sum(r.positive for r in recs)
+    if not use_protos or min(n_pos, len(recs) - n_pos) < MIN_POSITIVES:
+        return fit
+    margins = [_proto_margins(r, *_prototypes([o for o in recs if o is not r])) for r in recs]
+    scale = float(np.clip(3.0 / max(float(np.std(np.concatenate([m[0] for m in margins]))), 1e-6), 1.0, 1000.0))
+    for w in WEIGHTS[1:]:
+        cand = _best_threshold(np.concatenate([_blend(r, m, w, scale, p.pooling) for r, m in zip(recs, margins)]),
+                               labels)
+        if cand[0] > best[0] + 1e-9 or (cand[0] > best[0] - 1e-9 and cand[1] > best[1] + 0.05):
+            best, fit = cand, _Fit(cand[2], w, scale, *_prototypes(recs))
+    return fit
 
 
-def _loo_margins(recs: list[tuple[np.ndarray, bool]]) -> np.ndarray:
-    """cos(pos prototype) - cos(neg prototype) per window, prototypes built without its recording."""
-    out = []
-    for i, (a, _) in enumerate(recs):
-        others = [r for j, r in enumerate(recs) if j != i]
-        pos = [x for x, y in others if y] or [x for x, y in recs if y]
-        neg = [x for x, y in others if not y] or [x for x, y in recs if not y]
-        out.append(a @ _recording_mean(pos) - a @ _recording_mean(neg))
-    return np.concatenate(out)
+def heldout_scores(p: PredicateConfig, recs: list[_Rec], use_protos: bool) -> list[np.ndarray]:
+    """Each recording's scores minus the threshold (>= 0: "on") under the fit made without it."""
+    return [_scores(r, _fit(p, [o for o in recs if o is not r], use_protos), p.pooling) for r in recs]
+
+
+def _scores(r: _Rec, fit: _Fit, pooling: str) -> np.ndarray:
+    if fit.pos is None or fit.neg is None:
+        return r.prompt - fit.threshold
+    return _blend(r, _proto_margins(r, fit.pos, fit.neg), fit.weight, fit.scale, pooling) - fit.threshold
+
+
+def _prototypes(recs: list[_Rec]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over recordings of each recording's mean evidence (long recordings do not dominate)."""
+    def mean(rs: list[_Rec]) -> np.ndarray:
+        return unit(np.mean([unit(r.evidence.mean(axis=0)) for r in rs if len(r.evidence)], axis=0))
+    return mean([r for r in recs if r.positive]), mean([r for r in recs if not r.positive])
+
+
+def _proto_margins(r: _Rec, pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos(pos) - cos(neg) of the whole windows `[n]` and of their parts `[n, K]`."""
+    return r.whole @ pos - r.whole @ neg, r.parts @ pos - r.parts @ neg
+
+
+def _blend(r: _Rec, margins: tuple[np.ndarray, np.ndarray], weight: float, scale: float, pooling: str
+           ) -> np.ndarray:
+    """The engine's score with prototypes: blend per whole window and per part, then pool."""
+    whole = (1 - weight) * r.prompt_whole + weight * sigmoid(scale * margins[0])
+    parts = (1 - weight) * r.prompt_parts + weight * sigmoid(scale * margins[1])
+    return pool(whole, parts, pooling)
 
 
 def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
@@ -171,7 +251,7 @@ def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, floa
     mids = mids[(mids > 0) & (mids < 1)]
     f1s = np.array([f1(scores >= t, labels) for t in mids])
     top = np.flatnonzero(f1s >= f1s.max() - 1e-9)
-    separation = float(scores[labels].mean() - scores[~labels].mean())
+    separation = float(scores[labels].mean() - scores[~labels].mean()) if labels.any() and (~labels).any() else 0.0
     return float(f1s.max()), separation, float(np.clip(np.median(mids[top]), 0.01, 0.99))
 
 

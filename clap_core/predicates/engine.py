@@ -9,7 +9,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .background import AdaptiveBackground, BackgroundState, is_quiet, quietest_
 from .config import PredicateConfig, PredicateSetConfig
 from .scoring import PromptScorer, to_numpy
 from .tracking import PredicateTracker
-from .windowing import Window, Windower
+from .windowing import HOP_S, Window, Windower
 
 BATCH = 16  # windows per model call when a push completes many (replay)
 PART_S, PART_HOP_S = 1.0, 0.5  # sub-window parts (YAMNet: one 0.96-s patch each, every 0.48 s)
@@ -82,11 +82,11 @@ class WindowResult:
 class PredicateEngine:
     """Streaming predicates over any audio source; see the module docstring."""
 
-    def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float = 5.0, hop_s: float = 0.5,
+    def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float | None = None, hop_s: float = HOP_S,
                  gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0) -> None:
         self.model = model
-        self.window_s, self.hop_s = float(window_s), float(hop_s)
-        self.windower = Windower(int(model.sample_rate), window_s, hop_s, gap_tolerance_s, max_fill_s)
+        self.window_s, self.hop_s = float(window_s or model.clip_seconds), float(hop_s)
+        self.windower = Windower(int(model.sample_rate), self.window_s, hop_s, gap_tolerance_s, max_fill_s)
         self._lock = threading.Lock()
         self._scorer: PromptScorer | None = None
         self._trackers: dict[str, PredicateTracker] = {}
@@ -181,19 +181,9 @@ class PredicateEngine:
     def _embed(self, batch: list[np.ndarray]) -> list[_Embedded]:
         """Whole-window (and, when a predicate pools parts, part) embeddings of each window."""
         assert self._scorer is not None
-        rate = int(self.model.sample_rate)
-        parts = self._scorer.needs_parts and isinstance(self.model, PartsModel)
         out: list[_Embedded] = []
-        for i in range(0, len(batch), BATCH):
-            chunk = np.stack(batch[i:i + BATCH])
-            if parts:
-                whole, part_emb, bounds = self.model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
-                spans = np.asarray(bounds, dtype=np.float64)
-                out += [_Embedded(w, p, spans) for w, p in zip(to_numpy(whole), to_numpy(part_emb))]
-            else:
-                whole = to_numpy(self.model.embed_audio(chunk, rate))
-                spans = np.array([[0.0, chunk.shape[-1] / rate]])
-                out += [_Embedded(w, None, spans) for w in whole]
+        for whole, parts, bounds in embed_windows(self.model, batch, self._scorer.needs_parts):
+            out += [_Embedded(w, None if parts is None else parts[i], bounds) for i, w in enumerate(whole)]
         return out
 
     def _score(self, e: _Embedded) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +239,22 @@ class _Embedded:
     whole: np.ndarray
     parts: np.ndarray | None
     spans: np.ndarray
+
+
+def embed_windows(model: Any, batch: list[np.ndarray], parts: bool
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
+    """Window embeddings as the engine scores them, `BATCH` windows per model call: (whole `[n, d]`,
+    parts `[n, K, d]` or None, part bounds `[K, 2]` in window seconds — the whole window when
+    there are no parts). Parts only when asked for and the model has them (`PartsModel`)."""
+    rate = int(model.sample_rate)
+    parts = parts and isinstance(model, PartsModel)
+    for i in range(0, len(batch), BATCH):
+        chunk = np.stack(batch[i:i + BATCH])
+        if parts:
+            whole, part_emb, bounds = model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
+            yield to_numpy(whole), to_numpy(part_emb), np.asarray(bounds, dtype=np.float64)
+        else:
+            yield to_numpy(model.embed_audio(chunk, rate)), None, np.array([[0.0, chunk.shape[-1] / rate]])
 
 
 def _decision(p: PredicateConfig) -> tuple:

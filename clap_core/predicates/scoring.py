@@ -162,8 +162,14 @@ class PromptScorer:
         s_parts = self.score(parts.reshape(b * k, d)).reshape(b, k, -1)
         out = s_whole.copy()
         for i, mode in enumerate(self.poolings):
-            if mode == "max":
-                out[:, i] = np.maximum(s_whole[:, i], s_parts[:, :, i].max(axis=1))
-            elif mode == "mean":
-                out[:, i] = s_parts[:, :, i].mean(axis=1)
+            out[:, i] = pool(s_whole[:, i], s_parts[:, :, i], mode)
         return out, s_parts.argmax(axis=1)
+
+
+def pool(whole: np.ndarray, parts: np.ndarray, mode: str) -> np.ndarray:
+    """One predicate's window scores `[B]` from its whole-window `[B]` and part `[B, K]` scores."""
+    if mode == "max":
+        return np.maximum(whole, parts.max(axis=1))
+    if mode == "mean":
+        return parts.mean(axis=1)
+    return whole

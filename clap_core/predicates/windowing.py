@@ -21,6 +21,7 @@ from ..resample import half_length, ratio, resample_poly
 GAP, NONFINITE, CLIPPED = 1, 2, 4
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale is 1.0)
 CLIP_FRACTION = 1e-3  # a window is "clipped" when more than this share of it is
+HOP_S = 0.5  # seconds between windows unless told otherwise (the node's hop_s)
 
 
 @dataclass
@@ -88,7 +89,7 @@ class StreamResampler:
 class Windower:
     """Ring of model-rate samples cut into sliding windows; see the module docstring."""
 
-    def __init__(self, rate: int, window_s: float = 5.0, hop_s: float = 0.5,
+    def __init__(self, rate: int, window_s: float, hop_s: float = HOP_S,
                  gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0) -> None:
         if window_s <= 0 or hop_s <= 0:
             raise ValueError("window_s and hop_s must be positive")
@@ -226,6 +227,14 @@ class Windower:
         t_start = self._t0 + start / self.rate
         return Window(samples=samples.copy(), t_start=t_start, t_end=t_start + self.window / self.rate,
                       flags=tuple(flags), level_dbfs=level_dbfs(samples), segment=self.segment)
+
+
+def recording_windows(wave: np.ndarray, sample_rate: int, rate: int, window_s: float, hop_s: float = HOP_S,
+                      t_first: float = 0.0) -> list[Window]:
+    """Every window a stream of this recording yields (pushed whole, then flushed): the windows
+    the node and replay make of it, because the resampler does not depend on chunk borders."""
+    windower = Windower(rate, window_s, hop_s)
+    return windower.push(wave, sample_rate, t_first) + windower.flush()
 
 
 def level_dbfs(samples: np.ndarray) -> float:

@@ -7,7 +7,8 @@ import soundfile as sf
 import torch
 
 from clap_core import AudioFileError, ClapError, load_model
-from clap_core.audio_io import clip_windows, load_audio, resample
+from clap_core.audio_io import load_audio, resample
+from clap_core.clips import clip_windows
 from clap_core.inference import embed_file
 
 

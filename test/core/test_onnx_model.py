@@ -12,7 +12,8 @@ import torch
 from scipy.signal import resample_poly as scipy_resample_poly
 
 from clap_core import ClapError, UnknownWeightsError
-from clap_core.audio_io import clip_windows, load_audio, resample
+from clap_core.audio_io import load_audio, resample
+from clap_core.clips import clip_windows
 from clap_core.onnx_model import exportable, load_onnx_model
 from clap_core.reference import build_msclap_2022, msclap_wrapper_2022
 

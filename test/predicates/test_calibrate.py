@@ -37,7 +37,8 @@ def test_calibration_adds_prototypes_that_fix_a_wrong_prompt(tmp_path, band_mode
     new, reports = calibrate(band_model, cfg, examples, window_s=2.0, hop_s=1.0)
     (rep,) = reports
     assert rep.name == "clang" and rep.n_pos == 3 and rep.n_neg == 3
-    assert rep.f1_after > rep.f1_before and rep.f1_after == pytest.approx(1.0)
+    assert rep.f1_heldout > rep.f1_before and rep.f1_heldout == pytest.approx(1.0), rep
+    assert not rep.kept and "only 3 positive recordings" in rep.warning  # 3 < FEW_POSITIVES: warned
     clang = new.get("clang")
     assert clang.prototypes is not None and clang.prototypes.weight > 0
     assert new.get("other") == cfg.get("other")  # predicates without examples are untouched
@@ -71,27 +72,69 @@ def test_f1() -> None:
     assert f1(np.array([0, 0]), np.array([0, 0])) == 0.0
 
 
-def test_prototype_scores_are_leave_one_recording_out() -> None:
-    """The calibrator's claim: each recording's prototype margin is computed with prototypes built
-    WITHOUT that recording. Expected values are worked out here with NumPy, recording by recording;
-    an in-sample calibrator (prototypes from all recordings) gives other margins and fails."""
-    from clap_core.predicates.calibrate import _loo_margins
-
-    rng = np.random.default_rng(0)
+def _recs(rng: np.random.Generator, spec: tuple[tuple[int, bool], ...]) -> list:
+    """Synthetic per-recording windows (unit embeddings, prompt scores) for the fitting internals."""
+    from clap_core.predicates.calibrate import _Rec
 
     def unit(x):
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
-    recs = [(unit(rng.standard_normal((n, 6))), y) for n, y in ((3, True), (2, True), (4, True), (2, False), (3, False))]
-    expected = []
-    for i, (windows, _) in enumerate(recs):
-        others = [r for j, r in enumerate(recs) if j != i]
-        pos = unit(np.mean([unit(a.mean(0)) for a, y in others if y], axis=0))
-        neg = unit(np.mean([unit(a.mean(0)) for a, y in others if not y], axis=0))
-        expected.append(windows @ pos - windows @ neg)
-    got = _loo_margins(recs)
-    np.testing.assert_allclose(got, np.concatenate(expected), atol=1e-12)
-    in_sample_pos = unit(np.mean([unit(a.mean(0)) for a, y in recs if y], axis=0))
-    in_sample_neg = unit(np.mean([unit(a.mean(0)) for a, y in recs if not y], axis=0))
-    in_sample = np.concatenate([a @ in_sample_pos - a @ in_sample_neg for a, _ in recs])
-    assert np.abs(in_sample - np.concatenate(expected)).max() > 0.05  # the mutant is visibly different
+    out = []
+    for n, positive in spec:
+        whole = unit(rng.standard_normal((n, 6)) + (2.0 if positive else -2.0) * np.eye(6)[0])
+        prompt = rng.uniform(0.3, 0.7, n)
+        out.append(_Rec(prompt, prompt, prompt[:, None], whole, whole[:, None], whole, np.full(n, positive),
+                        positive))
+    return out
+
+
+def test_reported_quality_is_leave_one_recording_out() -> None:
+    """The calibrator's claim: a recording's reported (held-out) scores come from a fit that never
+    saw it. Changing recording i's own evidence (what prototypes are built from) must leave its
+    held-out scores unchanged while other recordings' scores move; an in-sample calibrator fails."""
+    from clap_core.predicates.calibrate import heldout_scores
+
+    p = parse_predicate_config({"predicates": {"x": "a low tone"}}).get("x")
+    recs = _recs(np.random.default_rng(0), ((4, True), (3, True), (4, True), (3, False), (4, False)))
+    before = heldout_scores(p, recs, use_protos=True)
+    recs[0].evidence = -recs[0].evidence  # only what recording 0 teaches the prototypes changes
+    after = heldout_scores(p, recs, use_protos=True)
+    np.testing.assert_allclose(after[0], before[0], atol=1e-12)
+    assert max(np.abs(a - b).max() for a, b in zip(after[1:], before[1:])) > 1e-3  # the others see it
+
+
+def _mixed_examples(tmp_path: Path, tone, n_pos: int) -> Path:
+    rows = ["path,predicate,label"]
+    for i in range(n_pos):
+        sf.write(tmp_path / f"hi{i}.wav", tone(2800 + 100 * i, 1.5, SR), SR)
+        rows.append(f"hi{i}.wav,clang,pos")
+    for i in range(3):
+        sf.write(tmp_path / f"mid{i}.wav", tone(1000 + 100 * i, 1.5, SR), SR)
+        rows.append(f"mid{i}.wav,clang,neg")
+    (tmp_path / "examples.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "examples.csv"
+
+
+def test_one_positive_is_refused_and_the_file_kept(tmp_path, band_model, tone) -> None:
+    cfg = parse_predicate_config({"predicates": {"clang": {"prompt": "a mid tone", "threshold": 0.6}}})
+    new, (rep,) = calibrate(band_model, cfg, read_examples(_mixed_examples(tmp_path, tone, 1)), window_s=2.0)
+    assert "cannot be checked on a held-out one" in rep.kept and new.get("clang") == cfg.get("clang")
+    assert "KEPT the file's settings" in rep.line() and rep.line().count("\n") == 0
+
+
+def test_examples_are_placed_in_room_audio_and_windowed_like_the_node(tmp_path, band_model, tone) -> None:
+    """A 1.5-s example becomes, per level, a stretch of room tone with the sound in the middle, cut
+    at the node's hop: windows before the sound hold none of it, and the level follows `snrs_db`."""
+    from clap_core.predicates.placement import Placement, example_windows, mixes
+
+    sf.write(tmp_path / "hi.wav", tone(3000, 1.5, SR), SR)
+    placement = Placement(snrs_db=(30.0, 0.0))
+    (loud, ev), (faint, _) = mixes(tone(3000, 1.5, SR), SR, 2.0, placement)
+    assert (ev.start, ev.end) == (2.0, 3.5) and len(loud) == int(5.5 * SR)
+    inside = slice(int(2.0 * SR), int(3.5 * SR))
+    ratio_db = 20 * np.log10(np.std(loud[inside]) / np.std(loud[:int(2.0 * SR)]))
+    assert 29.0 < ratio_db < 31.5 and 2.0 < 20 * np.log10(np.std(faint[inside]) / np.std(faint[:SR])) < 3.5
+    w = example_windows(band_model, tmp_path / "hi.wav", 2.0, placement, hop_s=0.5)
+    np.testing.assert_allclose(w.starts[:8], np.arange(8) * 0.5)  # the node's hop, from the mix's start
+    # event 2.0-3.5 s; a window holds it with >= 0.75 s inside (half of min(2, 1.5)), grazes it with less
+    assert list(w.holds[w.mix == 0]) == [0, -1, 1, 1, 1, 1, -1, 0]

@@ -15,7 +15,8 @@ from scipy.signal import lfilter
 
 from clap_core.audio_io import load_audio
 from clap_core.predicates import PredicateEngine, load_predicate_config, parse_predicate_config
-from clap_core.predicates.calibrate import embed_recordings, f1
+from clap_core.predicates.calibrate import f1
+from clap_core.predicates.placement import Placement, example_windows
 from clap_core.predicates.scoring import PromptScorer
 
 # A hammer blow is an event: it fires once, scored by its best ~1-s part of the window (default
@@ -89,13 +90,17 @@ def test_calibration_teaches_a_robot_motor(default_model, sounds45, tmp_path) ->
     out = tmp_path / "calibrated.yaml"
     assert main(["calibrate", str(config), "--examples", str(examples), "--out", str(out)]) == 0
     held_out = [r for r in rows if _rec_number(r["path"]) >= 3]
-    emb = embed_recordings(default_model, [sounds45 / r["path"] for r in held_out])
+    # held-out recordings as the node hears them: in room tone, the node's windows and hop; windows
+    # that only graze the recording are not scored
+    wins = {r["path"]: example_windows(default_model, sounds45 / r["path"], 5.0, Placement(snrs_db=(20.0,)))
+            for r in held_out}
     f1s = {}
     for name, cfg in (("prompt only", load_predicate_config(config)), ("calibrated", load_predicate_config(out))):
         scorer, threshold = PromptScorer(default_model, cfg), cfg.predicates[0].threshold
         pred, truth = [], []
         for r in held_out:
-            s = scorer.score(emb[sounds45 / r["path"]])[:, 0]
+            w = wins[r["path"]]
+            s = scorer.score(w.whole[w.holds == 1])[:, 0]
             pred += list(s >= threshold)
             truth += [r["class"] == "ElectricShaver"] * len(s)
         f1s[name] = f1(np.array(pred), np.array(truth))

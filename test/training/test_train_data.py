@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clap_core.clips import crop, scale_to_snr
 from clap_core.errors import ManifestError
 from training.config import AugmentSection
 from training import data as D
@@ -77,21 +78,21 @@ def test_split_is_seeded_and_disjoint():
 
 def test_crop_tiles_short_clips_and_stays_inside_long_ones():
     wave = np.arange(10, dtype=np.float32)
-    assert np.array_equal(D.crop(wave, 25, None), np.concatenate([wave, wave, wave[:5]]))
+    assert np.array_equal(crop(wave, 25, None), np.concatenate([wave, wave, wave[:5]]))
     rng = np.random.default_rng(0)
     for _ in range(20):
-        out = D.crop(wave, 4, rng)
+        out = crop(wave, 4, rng)
         assert len(out) == 4 and np.array_equal(np.diff(out), np.ones(3))  # a contiguous window
-        tiled = D.crop(wave, 15, rng)
+        tiled = crop(wave, 15, rng)
         assert len(tiled) == 15 and np.all(np.diff(tiled) % 10 == 1)  # continuous across the seam
 
 
 def test_scale_to_snr():
     rng = np.random.default_rng(0)
     sig, noise = rng.standard_normal(8000).astype(np.float32), 5 * rng.standard_normal(8000).astype(np.float32)
-    scaled = D.scale_to_snr(sig, noise, 10.0)
+    scaled = scale_to_snr(sig, noise, 10.0)
     assert 10 * np.log10(np.mean(sig ** 2) / np.mean(scaled ** 2)) == pytest.approx(10.0, abs=1e-3)
-    assert not D.scale_to_snr(np.zeros(10, np.float32), noise[:10], 10.0).any()
+    assert not scale_to_snr(np.zeros(10, np.float32), noise[:10], 10.0).any()
 
 
 def test_real_clips_load_resampled_and_unreadable_ones_are_skipped(manifests, sounds45, capsys):
@@ -119,7 +120,7 @@ def test_training_samples_are_seeded_by_epoch_and_clip(manifests, sounds45):
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, (ds[i] for i in range(4))))
     plain = D.ClipDataset(kept, waves, 16000, 1.0, train=False)
     w, caption, _ = plain[0]
-    assert np.array_equal(w.numpy(), D.crop(waves[0], 16000, None)) and caption == kept[0].captions[0]
+    assert np.array_equal(w.numpy(), crop(waves[0], 16000, None)) and caption == kept[0].captions[0]
 
 
 def test_augmentations_switch_off_independently(manifests, sounds45):
@@ -127,10 +128,10 @@ def test_augmentations_switch_off_independently(manifests, sounds45):
     kept, waves = D.load_all(clips, 16000, "training")
     off = AugmentSection(random_crop=False, gain_prob=0.0, shift_prob=0.0, mix_prob=0.0)
     ds = D.ClipDataset(kept, waves, 16000, 1.0, train=True, augment=off)
-    assert np.array_equal(ds[0][0].numpy(), D.crop(waves[0], 16000, None))
+    assert np.array_equal(ds[0][0].numpy(), crop(waves[0], 16000, None))
     gain_only = AugmentSection(random_crop=False, gain_prob=1.0, gain_db=(6.0, 6.0), shift_prob=0.0, mix_prob=0.0)
     ds = D.ClipDataset(kept, waves, 16000, 1.0, train=True, augment=gain_only)
-    assert np.allclose(ds[0][0].numpy(), D.crop(waves[0], 16000, None) * 10 ** (6 / 20), rtol=1e-5)
+    assert np.allclose(ds[0][0].numpy(), crop(waves[0], 16000, None) * 10 ** (6 / 20), rtol=1e-5)
 
 
 def test_relevance_marks_shared_captions():
