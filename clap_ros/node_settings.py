@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from clap_core.devices import CHOICES as DEVICE_CHOICES
+from clap_core.devices import parse_device
 from clap_core.errors import ConfigError
 
 SOURCES = ("microphone", "topic")
@@ -45,6 +47,7 @@ class NodeSettings:
     record_dir: str = ""
     text_in_child_process: bool = True
     audio_runtime: str = "auto"
+    compute_device: str = "cpu"
 
     def validate(self) -> "NodeSettings":
         """Reject nonsense once, at start, with the parameter's name in the message."""
@@ -84,6 +87,8 @@ DESCRIPTIONS: dict[str, str] = {
                      "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
                      "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
                      "torch otherwise.",
+    "compute_device": "Where the model runs: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when torch sees one). "
+                      "ONNX runtime: CUDA when onnxruntime has its CUDA provider, else the CPU (logged).",
 }
 
 
@@ -137,6 +142,11 @@ def _check_choices(s: NodeSettings) -> None:
     for name, choices in (("audio_runtime", RUNTIMES), ("source", SOURCES)):
         if getattr(s, name) not in choices:
             raise ConfigError(f"parameter '{name}': must be one of {', '.join(choices)}, got '{getattr(s, name)}'")
+    try:
+        parse_device(s.compute_device)
+    except ConfigError:
+        raise ConfigError(f"parameter 'compute_device': must be one of {DEVICE_CHOICES}, "
+                          f"got '{s.compute_device}'") from None
     for name in ("weights", "frame_id"):
         if not getattr(s, name).strip():
             raise ConfigError(f"parameter '{name}': must not be empty")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from clap_core import load_model
+from clap_core import load_torch_model
 from clap_core.audio_io import clip_windows, load_audio, resample
 from clap_core.config import AudioTowerConfig
 from clap_core.errors import ConfigError
@@ -21,7 +21,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "clap_core" / "weights" / "defau
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model("default")
+    return load_torch_model("default")
 
 
 @pytest.fixture(scope="module")

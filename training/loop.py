@@ -88,12 +88,13 @@ def teardown_runtime(rt: Runtime) -> None:
 
 def build_model(config: TrainConfig):
     """The starting model: fine-tune named/loaded weights, or a fresh one from a model config."""
-    from clap_core import create_model, load_model
+    from clap_core import load_torch_model
     from clap_core.config import ModelConfig
+    from clap_core.model import create_model
 
     section = config.model
     if section.weights is not None:
-        return load_model(section.weights, device="cpu")
+        return load_torch_model(section.weights, device="cpu")
     spec = section.config
     if isinstance(spec, str):
         path = Path(spec)
@@ -275,8 +276,8 @@ class Trainer:
         manifests = read_manifests(config)
         torch.manual_seed(config.train.seed)
         if resume_dir is not None:
-            from clap_core.checkpoints import load_checkpoint
-            self.model = load_checkpoint(resume_dir / "last")
+            from clap_core import load_torch_model
+            self.model = load_torch_model(resume_dir / "last")
         else:
             self.model = build_model(config)
         self.model.to(rt.device)

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..audio_io import clip_windows, load_audio, resample
 from ..errors import ConfigError, ManifestError
 from .config import PredicateConfig, PredicateSetConfig, Prototypes
-from .scoring import PromptScorer, sigmoid, unit, model_name
+from .scoring import PromptScorer, sigmoid, unit
 
 POSITIVE = {"pos", "positive", "1", "true", "yes"}
 NEGATIVE = {"neg", "negative", "0", "false", "no"}
@@ -84,9 +83,8 @@ def embed_recordings(model: Any, paths: list[Path], window_s: float = 5.0, hop_s
     for path in dict.fromkeys(paths):
         wave, sr = load_audio(path)
         windows = clip_windows(resample(wave, sr, rate), rate, window_s, hop_s)
-        with torch.inference_mode():
-            emb = model.embed_audio(torch.from_numpy(np.ascontiguousarray(windows)), rate)
-        out[path] = unit(emb.detach().cpu().numpy().astype(np.float64))
+        emb = model.embed_audio(np.ascontiguousarray(windows), rate)
+        out[path] = unit(np.asarray(emb, dtype=np.float64))
     return out
 
 
@@ -109,7 +107,7 @@ def calibrate(model: Any, cfg: PredicateSetConfig, examples: list[Example], prot
         if not pos or not neg:
             raise ConfigError(f"examples for {p.name}: need at least one positive and one negative recording")
         new_p, report = _calibrate_one(p, cfg.names.index(p.name), scorer, embeddings, pos, neg,
-                                       prototypes, model_name(model))
+                                       prototypes, model.name)
         cfg = cfg.with_predicate(new_p)
         reports.append(report)
     return cfg, reports

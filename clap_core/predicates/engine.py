@@ -9,26 +9,18 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable
 
 import numpy as np
 
+from ..protocol import InferenceModel
 from .config import PredicateConfig, PredicateSetConfig
-from .scoring import PromptScorer, to_numpy
+from .scoring import PromptScorer
 from .tracking import PredicateTracker
 from .windowing import Window, Windower
 
 BATCH = 16  # windows per model call when a push completes many (replay)
 PART_S, PART_HOP_S = 1.0, 0.5  # sub-window parts (YAMNet: one 0.96-s patch each, every 0.48 s)
-
-
-@runtime_checkable
-class PartsModel(Protocol):
-    """A model that embeds a window's parts as well as the whole (ClapModel, OnnxAudioModel).
-    Models without it are scored on whole windows only; their parts' spans are the window."""
-
-    def embed_audio_parts(self, waveform: Any, sample_rate: int, part_s: float,
-                          part_hop_s: float) -> tuple[Any, Any, list[tuple[float, float]]]: ...
 
 
 @dataclass
@@ -81,7 +73,7 @@ class WindowResult:
 class PredicateEngine:
     """Streaming predicates over any audio source; see the module docstring."""
 
-    def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float = 5.0, hop_s: float = 0.5,
+    def __init__(self, model: InferenceModel, cfg: PredicateSetConfig, window_s: float = 5.0, hop_s: float = 0.5,
                  gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0) -> None:
         self.model = model
         self.window_s, self.hop_s = float(window_s), float(hop_s)
@@ -101,9 +93,7 @@ class PredicateEngine:
         old set stays live. Trackers of predicates whose decision settings are unchanged keep their
         state, so a reload does not make a true predicate blink."""
         scorer = PromptScorer(self.model, cfg)
-        release = getattr(self.model, "release_text_tower", None)
-        if callable(release):
-            release()
+        self.model.release_text_tower()
         with self._lock:
             old = self._trackers
             self._trackers = {p.name: self._keep_or_new(old.get(p.name), p) for p in cfg.predicates}
@@ -160,16 +150,16 @@ class PredicateEngine:
         scorer = self._scorer
         assert scorer is not None
         rate = int(self.model.sample_rate)
-        parts = scorer.needs_parts and isinstance(self.model, PartsModel)
+        parts = scorer.needs_parts
         out, spans = [], []
         for i in range(0, len(batch), BATCH):
             chunk = np.stack(batch[i:i + BATCH])
             if parts:
                 whole, part_emb, bounds = self.model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
-                s, best = scorer.pooled(to_numpy(whole), to_numpy(part_emb))
+                s, best = scorer.pooled(whole, part_emb)
                 spans.append(np.asarray(bounds, dtype=np.float64)[best])
             else:
-                s = scorer.score(to_numpy(self.model.embed_audio(chunk, rate)))
+                s = scorer.score(self.model.embed_audio(chunk, rate))
                 spans.append(np.broadcast_to([0.0, chunk.shape[-1] / rate], (*s.shape, 2)))
             out.append(s)
         return np.concatenate(out), np.concatenate(spans)
