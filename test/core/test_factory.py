@@ -44,7 +44,7 @@ def test_both_runtimes_implement_the_contract_in_numpy(both) -> None:
 
 def test_logit_scale_is_exp_and_capped_and_similarity_uses_it(both, tiny_model_dir) -> None:
     torch_rt, onnx_rt, module = both
-    want = min(math.exp(float(module.logit_scale)), 100.0)
+    want = min(math.exp(float(module.logit_scale.detach())), 100.0)
     assert torch_rt.logit_scale == pytest.approx(want, rel=1e-6) and onnx_rt.logit_scale == pytest.approx(want, rel=1e-6)
     a, t = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[2.0, 0.0]])
     got = torch_rt.similarity(a, t)  # cosines 1 and 1/sqrt(2), worked out by hand
