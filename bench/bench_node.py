@@ -191,7 +191,8 @@ def main() -> None:
 
 def _random_weights(label: str, tmp: Path) -> tuple[str, float]:
     """(weights for the node, its window = the model's clip length) for a `--models` label."""
-    from clap_core.reference import write_msclap_checkpoint, write_random_2023_checkpoint, write_random_laion_folder
+    sys.path.insert(0, str(ROOT / "test"))
+    from references.msclap_reference import write_msclap_checkpoint, write_random_2023_checkpoint, write_random_laion_folder
 
     ranks = ROOT / ".cache" / "gpt2" / "gpt2.tiktoken"  # fetched by scripts/setup.sh
     os.environ["CLAP_WEIGHTS_DIR"] = str(tmp)  # the node finds GPT-2's tokenizer in tmp/gpt2

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clap_core import ClapModel, load_model  # noqa: E402
+from clap_core import load_torch_model  # noqa: E402
 from clap_core.audio_io import load_audio  # noqa: E402
 from clap_core.clips import clip_windows  # noqa: E402
-from clap_core.checkpoints import load_checkpoint  # noqa: E402
+from clap_core.model import ClapModel  # noqa: E402
 from clap_core.manifest import LabelledClip  # noqa: E402
 from training import build_default, data_default  # noqa: E402
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     clips = data_default.read_labels(args.labels)
     labels = sorted({c.label for c in clips})
-    shipped = load_model(args.weights)
+    shipped = load_torch_model(args.weights)
     results: dict[str, object] = {}
 
     pool = sfx_pool_clips()
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for i, fold in enumerate(class_folds(labels, 3, args.rotations, seed=0)):
             work = args.work / f"classes{i}"
-            model = load_checkpoint(build_default.build(work, [c for c in clips if c.label not in fold],
+            model = load_torch_model(build_default.build(work, [c for c in clips if c.label not in fold],
                                                         args.overrides))
             rows.append(both(model, [c for c in clips if c.label in fold], sorted(fold)))
             print(f"held-out classes fold {i} ({len(fold)}-way): {rows[-1]}", flush=True)

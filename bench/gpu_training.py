@@ -9,7 +9,7 @@ recordings. Four runs, each a `python -m training.train` (or `torchrun`) subproc
 2. 15 epochs, then `--resume` to 30: the resumed trajectory should follow run 1's (GPU kernels are
    not guaranteed bit-deterministic, so compare, do not expect identity);
 3. `torchrun --nproc_per_node=<GPUs>` for 5 epochs: the DistributedDataParallel path on NCCL;
-4. the best checkpoint of run 1 reloaded with `load_model` on the GPU and on the CPU: the same
+4. the best checkpoint of run 1 reloaded with `load_torch_model` on the GPU and on the CPU: the same
    embeddings (cosine) for real recordings.
 
 Usage (on a CUDA machine): python bench/gpu_training.py --sounds45 PATH --vocab DIR --out DIR
@@ -88,15 +88,15 @@ def _embedding_agreement(run: Path, sounds45: Path) -> float:
     import numpy as np
     import torch
 
-    from clap_core import load_model
+    from clap_core import load_torch_model
     from clap_core.audio_io import load_audio
     from clap_core.clips import clip_windows
 
     with (sounds45 / "labels.csv").open(newline="") as fh:
         clips = [row["path"] for row in csv.DictReader(fh)][::16][:4]
     wave = torch.from_numpy(np.stack([clip_windows(*load_audio(sounds45 / c), 5.0)[0] for c in clips]))
-    cpu = load_model(run / "best").embed_audio(wave, 44100)
-    gpu = load_model(run / "best", device="cuda").embed_audio(wave, 44100).cpu()
+    cpu = load_torch_model(run / "best").embed_audio(wave, 44100)
+    gpu = load_torch_model(run / "best", device="cuda").embed_audio(wave, 44100).cpu()
     return float(torch.nn.functional.cosine_similarity(cpu, gpu, dim=-1).min())
 
 

@@ -1,44 +1,14 @@
 """clap_core: CLAP (contrastive language-audio pretraining) models, zero-shot scoring and audio I/O.
 
-The one entry point is `load_model`; see `clap_core.model.ClapModel` for what a model can do.
+Entry points (`factory.py`): `load_model` → an `InferenceModel` (`protocol.py`, NumPy in and out,
+ONNX Runtime or torch); `load_torch_model` → the torch module, for training and tensor work
+(`clap_core.model` holds `ClapModel` and `create_model`). This module only re-exports, and nothing
+it imports imports torch, so that torch-free parts (`clap_core.predicates`, the ONNX runtime) stay so.
 """
-from __future__ import annotations
-
-import os
-from typing import TYPE_CHECKING, Any
-
 from .config import ModelConfig
 from .errors import AudioFileError, CheckpointError, ClapError, ConfigError, UnknownWeightsError
+from .factory import load_model, load_torch_model
+from .protocol import InferenceModel
 
-if TYPE_CHECKING:
-    import torch
-
-    from .model import ClapModel
-
-__all__ = ["load_model", "create_model", "ClapModel", "ModelConfig", "ClapError", "ConfigError",
+__all__ = ["load_model", "load_torch_model", "InferenceModel", "ModelConfig", "ClapError", "ConfigError",
            "CheckpointError", "UnknownWeightsError", "AudioFileError"]
-
-
-def load_model(weights: str | os.PathLike = "default", device: str | torch.device = "cpu",
-               isolate_text: bool = False) -> ClapModel:
-    """A ready model in eval mode: `weights` is "default", a registered name, or a checkpoint path
-    (an MS-CLAP 2022 `.pth`, detected by its keys, or a folder written by `save_checkpoint`).
-
-    `isolate_text=True` keeps the text encoder out of this process: `embed_text` runs it in a
-    short-lived child process (seconds per call). For long-running inference processes that embed
-    a few prompts once — a robot's node then never holds BERT's code or weights in memory."""
-    from .checkpoints import load_checkpoint
-    from .weights_registry import resolve_weights
-
-    model = load_checkpoint(resolve_weights(weights), isolate_text=isolate_text)
-    return model.to(device).eval()
-
-
-def __getattr__(name: str) -> Any:
-    """`ClapModel` and `create_model` import torch: loaded on first use, so that torch-free parts
-    (`clap_core.onnx_model`, `clap_core.predicates`) stay torch-free."""
-    if name in ("ClapModel", "create_model"):
-        from . import model
-
-        return getattr(model, name)
-    raise AttributeError(f"module 'clap_core' has no attribute {name!r}")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from typing import Any, Callable
 
+from . import errors
 from .errors import ClapError
 
 ERROR_PREFIX = "clap-child error: "
@@ -26,6 +27,9 @@ _BOOT = ("import ctypes, os, runpy, sys\n"
          "if os.getppid() != int(sys.argv[1]):\n    sys.exit(1)\n"
          "sys.argv = sys.argv[2:]\n"
          "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n")
+# The error kinds that cross back with their own class (a bad setting stays a ConfigError).
+_KINDS = {kind.__name__: kind for kind in (errors.ConfigError, errors.CheckpointError, errors.AudioFileError,
+                                             errors.ManifestError)}
 
 
 def run_child(module: str, request: dict[str, Any], what: str, timeout_s: float = 600.0) -> bytes:
@@ -37,16 +41,17 @@ def run_child(module: str, request: dict[str, Any], what: str, timeout_s: float 
     except subprocess.TimeoutExpired:
         raise ClapError(f"the {what} child process gave no answer in {timeout_s:.0f} s") from None
     if done.returncode != 0:
-        raise ClapError(_child_error(done.stderr.decode(errors="replace"), done.returncode, what))
+        raise _child_error(done.stderr.decode(errors="replace"), done.returncode, what)
     return done.stdout
 
 
-def _child_error(stderr: str, code: int, what: str) -> str:
+def _child_error(stderr: str, code: int, what: str) -> ClapError:
     for line in reversed(stderr.strip().splitlines()):
         if line.startswith(ERROR_PREFIX):
-            return line[len(ERROR_PREFIX):]
+            kind, _, message = line[len(ERROR_PREFIX):].partition(" ")
+            return _KINDS.get(kind, ClapError)(message)
     tail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
-    return f"the {what} child process failed ({tail[:300]})"
+    return ClapError(f"the {what} child process failed ({tail[:300]})")
 
 
 def serve(handler: Callable[[dict[str, Any]], bytes]) -> int:
@@ -56,7 +61,7 @@ def serve(handler: Callable[[dict[str, Any]], bytes]) -> int:
     try:
         out = handler(request)
     except ClapError as exc:
-        print(ERROR_PREFIX + " ".join(str(exc).split()), file=sys.stderr)
+        print(f"{ERROR_PREFIX}{type(exc).__name__} " + " ".join(str(exc).split()), file=sys.stderr)
         return 1
     sys.stdout.buffer.write(out)
     sys.stdout.buffer.flush()

@@ -14,6 +14,8 @@ from .errors import ConfigError
 
 DEFAULT_TEMPLATE = "This is a sound of {}."
 CLIP_SECONDS = 5.0  # the clip length a model config gets unless it says otherwise (the one default)
+# CLAP training's cap on exp(logit_scale): the scale never exceeds it (and neither does any score's).
+LOGIT_SCALE_MAX = 100.0
 
 
 @dataclass
@@ -63,7 +65,7 @@ class ModelConfig:
     text_projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     clip_seconds: float = CLIP_SECONDS
     logit_scale_init: float = math.log(1 / 0.07)
-    logit_scale_max: float = 100.0
+    logit_scale_max: float = LOGIT_SCALE_MAX
     template: str = DEFAULT_TEMPLATE
 
     def to_dict(self) -> dict[str, Any]:

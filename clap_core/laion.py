@@ -114,6 +114,14 @@ class LaionClapModel(nn.Module):
         parts = [self._embed_pieces([row[s:s + piece] for row in audio]) for s in starts]
         return F.normalize(torch.stack(parts).mean(0), dim=-1)
 
+    def embed_audio_parts(self, waveform: torch.Tensor | np.ndarray, sample_rate: int, part_s: float,
+                          part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[tuple[float, float]]]:
+        """No parts: the feature extractor pads any shorter piece to 10 s, so a part would not be
+        a stretch of the window. The whole window is its one part."""
+        whole = self.embed_audio(waveform, sample_rate)
+        samples = np.shape(waveform)[-1]
+        return whole, whole[:, None], [(0.0, samples / int(sample_rate))]
+
     def _embed_pieces(self, pieces: list[np.ndarray]) -> torch.Tensor:
         inputs = self.processor.feature_extractor(pieces, sampling_rate=self.sample_rate, return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
@@ -148,6 +156,10 @@ class LaionClapModel(nn.Module):
         self.hf.text_model = None
         self.hf.text_projection = None
         return True
+
+    def compact_for_inference(self) -> None:
+        """All inference can spare is the text model (`release_text_tower`)."""
+        self.release_text_tower()
 
     def _reload_text_model(self) -> None:
         from transformers import ClapModel as HFClapModel

@@ -116,9 +116,12 @@ class ClapModel(nn.Module):
         towers that support it, trainable copies of weights already packed for fast inference.
         The model can no longer be trained, moved or saved afterwards."""
         self.release_text_tower()
-        compact = getattr(self.audio_tower, "compact_for_inference", None)
-        if callable(compact):
-            compact()
+        self.audio_tower.compact_for_inference()
+
+    @property
+    def compacted(self) -> bool:
+        """Whether `compact_for_inference` dropped weights (such a model cannot be saved)."""
+        return bool(self.audio_tower.compacted)
 
     def _text_tower(self) -> TextTower:
         if self.text_tower is None:

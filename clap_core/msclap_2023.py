@@ -14,18 +14,18 @@ from typing import Mapping
 
 import torch
 
+from . import state_loading
 from .config import msclap_2023_config
 from .errors import CheckpointError
 from .model import ClapModel
+from .msclap_2022 import SHARED_PREFIXES
+from .state_loading import KeyMap, check_stft_kernels, rename_keys
 
-_PREFIXES = (
+KEYS = KeyMap((
     ("audio_encoder.base.htsat.logmel_extractor.melW", "audio_tower.frontend.mel_basis"),
     ("audio_encoder.base.htsat.", "audio_tower."),
-    ("audio_encoder.projection.", "audio_projection."),
-    ("caption_encoder.base.", "text_tower.encoder."),
-    ("caption_encoder.projection.", "text_projection."),
-    ("logit_scale", "logit_scale"),
-)
+    *SHARED_PREFIXES,
+))
 STFT_KEYS = ("audio_encoder.base.htsat.spectrogram_extractor.stft.conv_real.weight",
              "audio_encoder.base.htsat.spectrogram_extractor.stft.conv_imag.weight")
 GPT2_BUFFER = re.compile(r"^caption_encoder\.base\.h\.\d+\.attn\.(bias|masked_bias)$")
@@ -55,69 +55,28 @@ def _check_gpt2_buffer(key: str, value: torch.Tensor, source: str) -> None:
         raise CheckpointError(f"{source}: {key} is not GPT-2's causal mask (shape {tuple(value.shape)})")
 
 
-def _check_stft(model: ClapModel, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """The stored STFT kernels must be the Hann-windowed DFT our FFT front end computes."""
-    missing = [k for k in STFT_KEYS if k not in state]
-    if missing:
-        raise CheckpointError(f"{source}: missing keys: {', '.join(missing)}")
-    for key, want in zip(STFT_KEYS, model.audio_tower.frontend.dft_kernels()):
-        got = state[key]
-        if tuple(got.shape) != tuple(want.shape) or (got.float() - want).abs().max() > 1e-4:
-            raise CheckpointError(f"{source}: {key} is not the Hann-windowed DFT this front end computes")
-
-
-def map_key(key: str) -> str | None:
-    for old, new in _PREFIXES:
-        if key.startswith(old):
-            return new + key[len(old):]
-    return None
-
-
-def msclap_name(key: str) -> str:
-    """Our key → the 2023 file's name for it (for error messages)."""
-    for old, new in _PREFIXES:
-        if key.startswith(new):
-            return old + key[len(new):]
-    return key
-
-
 def to_project_state(model: ClapModel, state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """Rename the file's keys to ours, after checking the keys we compute instead of storing."""
-    _check_stft(model, state, source)
-    mapped: dict[str, torch.Tensor] = {}
-    unknown = []
-    for key, value in state.items():
+    check_stft_kernels(model, state, STFT_KEYS, source)
+
+    def accounted(key: str, value: torch.Tensor) -> bool:
         if key in STFT_KEYS:
-            continue
+            return True
         if is_gpt2_buffer(key):
             _check_gpt2_buffer(key, value, source)
-            continue
-        new = map_key(key)
-        if new is None:
-            unknown.append(key)
-        else:
-            mapped[new] = value
-    if unknown:
-        from .checkpoints import _key_list
+            return True
+        return False
 
-        raise CheckpointError(f"{source}: {_key_list('unexpected', sorted(unknown))}")
-    return mapped
+    return rename_keys(state, KEYS, source, accounted)
 
 
 def load(path: Path, state: dict[str, torch.Tensor], isolate_text: bool = False) -> ClapModel:
     """A `ClapModel` with the 2023 file's weights, every key accounted for."""
-    from .checkpoints import TextTowerSource, _new_model, _text_width
-
-    config = msclap_2023_config()
-    source = TextTowerSource(config.text, str(path), "msclap-2023")
-    width = _text_width(state, TEXT_WIDTH_KEY, str(path)) if isolate_text else None
-    model = _new_model(config, source, width)
-    load_state(model, state, str(path), isolate_text)
-    return model.eval()
+    return state_loading.load_foreign(path, state, msclap_2023_config(), "msclap-2023", TEXT_WIDTH_KEY,
+                                      to_project_state, KEYS, isolate_text)
 
 
 def load_state(model: ClapModel, state: Mapping[str, torch.Tensor], source: str, isolate_text: bool = False) -> None:
     """Strictly load a 2023-layout state dict; errors name the keys as the file names them."""
-    from .checkpoints import _load_state
-
-    _load_state(model, to_project_state(model, state, source), source, [], isolate_text, file_name=msclap_name)
+    state_loading.load_state(model, to_project_state(model, state, source), source, [], isolate_text,
+                             file_name=KEYS.theirs)

@@ -8,13 +8,15 @@ ONNX; this process then only runs that graph with ONNX Runtime, and `embed_text`
 another child. Neither torch nor the text encoder is ever imported here. Numbers: `docs/core.md`.
 
 Only towers built from torch operations export (CNN14, the MS-CLAP 2022 tower). The default
-model's YAMNet tower is an ONNX Runtime graph already and is used through `load_model`.
+model's YAMNet tower is an ONNX Runtime graph already and runs in the torch runtime. Load it
+through `clap_core.factory.load_model` (runtime "onnx" or "auto").
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,9 +26,12 @@ import numpy as np
 from .audio_io import resample, waveform_batch
 from .child_process import run_child, serve
 from .config import ModelConfig
-from .errors import ClapError
+from .devices import parse_device
+from .errors import ClapError, ConfigError
 from .onnx_cache import export_folder
 from .parts import part_spans
+from .protocol import capped_scale, scaled_cosine
+from .towers.text_source import embeddings_in_child
 
 EXPORTABLE_AUDIO_TOWERS = ("cnn14",)
 TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
@@ -34,15 +39,23 @@ _GRAPH, _META = "audio.onnx", "model.json"
 
 
 class OnnxAudioModel:
-    """What inference needs from a CLAP model, without torch: `embed_audio`, `embed_text`, and the
-    model's sample rate, config (template, name) and logit scale. Results equal `ClapModel`'s
-    within float32 rounding (tested: cosine ≥ 0.99999)."""
+    """`protocol.InferenceModel` without torch: the audio path as an ONNX Runtime session, text by
+    a child process. Results equal `ClapModel`'s within float32 rounding (tested: cosine ≥ 0.99999)."""
 
-    def __init__(self, weights: str, config: ModelConfig, logit_scale: float, session: Any) -> None:
+    runtime = "onnx"
+    prefers_one_torch_thread = False  # no torch in this process
+
+    def __init__(self, weights: str, config: ModelConfig, logit_scale: float, session: Any,
+                 device: str = "cpu") -> None:
         self.weights = weights
         self.config = config
-        self.logit_scale = float(logit_scale)  # log of the scale, like ClapModel's parameter
+        self._log_scale = float(logit_scale)  # the learned log of the scale, as exported
         self._session = session
+        self._device = device
+
+    @property
+    def name(self) -> str:
+        return str(self.config.name)
 
     @property
     def sample_rate(self) -> int:
@@ -55,6 +68,18 @@ class OnnxAudioModel:
     @property
     def clip_seconds(self) -> float:
         return float(self.config.clip_seconds)
+
+    @property
+    def logit_scale(self) -> float:
+        return capped_scale(self._log_scale, self.config.logit_scale_max)
+
+    @property
+    def template(self) -> str:
+        return str(self.config.template)
+
+    @property
+    def device(self) -> str:
+        return self._device
 
     def embed_audio(self, waveform: Any, sample_rate: int) -> np.ndarray:
         """`[batch, samples]` (or `[samples]`) mono → `[batch, d]` joint-space embeddings, before L2
@@ -93,29 +118,67 @@ class OnnxAudioModel:
             raise TypeError("embed_text takes a list of strings, not one string")
         if len(texts) == 0:
             return np.zeros((0, self.embed_dim), np.float32)
-        out = run_child(__name__, {"op": "text", "weights": self.weights, "texts": list(texts)},
-                        "text-encoder", TIMEOUT_S)
-        return np.load(io.BytesIO(out), allow_pickle=False)
+        return embeddings_in_child(self.weights, texts)
+
+    def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        return scaled_cosine(audio_emb, text_emb, self.logit_scale)
+
+    def release_text_tower(self) -> bool:
+        """Nothing to release: the text encoder never enters this process."""
+        return False
+
+    def compact_for_inference(self) -> None:
+        """Nothing to compact: the session holds only the audio path's inference weights."""
 
 
-def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None,
-                    cache_dir: str | os.PathLike | None = None) -> OnnxAudioModel:
-    """`weights` as for `load_model`. A child process exports the audio path into a temporary
-    folder; the session is built from it and the folder removed. With `cache_dir` the export is
-    kept there, keyed by the weights' checksum, and later loads of the same weights skip it
-    (`onnx_cache`). `threads`: ONNX Runtime's intra-op threads (default: all cores)."""
+def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None, device: str = "cpu",
+                    device_parameter: str = "device", cache_dir: str | os.PathLike | None = None) -> OnnxAudioModel:
+    """`weights` as for `factory.load_model`. A child process checks `device` (it has torch to ask
+    for CUDA: a bad one is a ConfigError naming `device_parameter`) and exports the audio path into
+    a temporary folder; the session is built from it and the folder removed. With `cache_dir` the
+    export is kept there, keyed by the weights' checksum, and later loads of the same weights skip
+    it (`onnx_cache`). `threads`: ONNX Runtime's intra-op threads (default: all cores)."""
     weights = str(weights)
+    parse_device(device, device_parameter)  # a misspelling fails before the child starts
     if not exportable(weights):
-        raise ClapError(f"weights '{weights}': its audio tower is not one that exports to ONNX "
-                        f"({', '.join(EXPORTABLE_AUDIO_TOWERS)}); use clap_core.load_model")
-    with export_folder(weights, cache_dir, lambda folder: _export_in_child(weights, folder)) as folder:
+        raise ConfigError(f"weights '{weights}': its audio tower is not one that exports to ONNX "
+                          f"({', '.join(EXPORTABLE_AUDIO_TOWERS)}); load it with clap_core.load_model(runtime='torch' or 'auto')")
+    resolved: dict[str, str] = {}
+
+    def export(folder: Path) -> None:
+        resolved["device"] = _child_job(weights, device, device_parameter, folder)
+
+    with export_folder(weights, cache_dir, export) as folder:
         meta = json.loads((folder / _META).read_text())
-        session = cpu_session(str(folder / _GRAPH), threads or os.cpu_count() or 1, arena=False)
-    return OnnxAudioModel(weights, ModelConfig.from_dict(meta["config"]), meta["logit_scale"], session)
+        wanted = resolved.get("device") or (
+            "cpu" if device == "cpu" else _child_job(weights, device, device_parameter, None))
+        providers, where = execution_providers(wanted)
+        session = cpu_session(str(folder / _GRAPH), threads or os.cpu_count() or 1, arena=False,
+                              providers=providers)
+    return OnnxAudioModel(weights, ModelConfig.from_dict(meta["config"]), meta["logit_scale"], session, where)
 
 
-def _export_in_child(weights: str, folder: Path) -> None:
-    run_child(__name__, {"op": "export", "weights": weights, "folder": str(folder)}, "ONNX export", TIMEOUT_S)
+def execution_providers(device: str) -> tuple[list[Any], str]:
+    """ONNX Runtime providers for a resolved device ('cpu' or 'cuda:N') and where it will run:
+    the CUDA execution provider when this onnxruntime has it, else the CPU, said on stderr."""
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"], "cpu"
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        print(f"clap_core: {device} requested, but this onnxruntime has no CUDAExecutionProvider "
+              "(install onnxruntime-gpu): the ONNX audio path runs on the CPU", file=sys.stderr, flush=True)
+        return ["CPUExecutionProvider"], "cpu"
+    index = int(device.split(":")[1])
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], device
+
+
+def _child_job(weights: str, device: str, parameter: str, folder: Path | None) -> str:
+    """The device resolved by the child (it has torch to ask for CUDA); with `folder`, the audio
+    path exported there too (a cached export needs only the device, and only when not 'cpu')."""
+    request = {"op": "export", "weights": weights, "folder": str(folder) if folder else None,
+               "device": device, "parameter": parameter}
+    return run_child(__name__, request, "ONNX export", TIMEOUT_S).decode().strip() or "cpu"
 
 
 def exportable(weights: str | os.PathLike) -> bool:
@@ -150,9 +213,10 @@ def _holds_htsat(path: Path) -> bool:
         return False
 
 
-def cpu_session(model: str | bytes, threads: int, arena: bool = True) -> Any:
-    """An ONNX Runtime CPU session, sequential so results are deterministic. `arena=False` hands
-    activation memory back after each run instead of keeping the largest batch's for good."""
+def cpu_session(model: str | bytes, threads: int, arena: bool = True, providers: list[Any] | None = None) -> Any:
+    """An ONNX Runtime session (CPU unless `providers` says otherwise), sequential so results are
+    deterministic. `arena=False` hands activation memory back after each run instead of keeping
+    the largest batch's for good."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -163,7 +227,7 @@ def cpu_session(model: str | bytes, threads: int, arena: bool = True) -> Any:
     opts.enable_cpu_mem_arena = arena
     # Idle worker threads sleep instead of spinning: on a robot the CPU is shared with other nodes.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, sess_options=opts, providers=providers or ["CPUExecutionProvider"])
 
 
 # -- the child's side (imports torch) ------------------------------------------------------------
@@ -199,15 +263,14 @@ def export_audio_path(model: Any, folder: Path) -> None:
 
 
 def _handle(request: dict[str, Any]) -> bytes:
-    from . import load_model
+    """The export child: the device resolved (as text) on stdout, the graph in the folder."""
+    from .devices import resolve_device
+    from .factory import load_torch_model
 
-    if request["op"] == "export":
-        export_audio_path(load_model(request["weights"], isolate_text=True), Path(request["folder"]))
-        return b""
-    emb = load_model(request["weights"]).embed_text(request["texts"]).float().cpu().numpy()
-    buffer = io.BytesIO()
-    np.save(buffer, emb, allow_pickle=False)
-    return buffer.getvalue()
+    device = resolve_device(request.get("device", "cpu"), request.get("parameter", "device"))
+    if request.get("folder"):
+        export_audio_path(load_torch_model(request["weights"], isolate_text=True), Path(request["folder"]))
+    return str(device).encode()
 
 
 if __name__ == "__main__":

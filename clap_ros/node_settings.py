@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from clap_core.devices import CHOICES as DEVICE_CHOICES
+from clap_core.devices import parse_device
 from clap_core.errors import ConfigError
 
 SOURCES = ("microphone", "topic")
@@ -68,6 +70,9 @@ class NodeSettings:
     onnx_cache_dir: str = setting(
         "", "Keep the ONNX export (≈ 330 MB for CNN14) here, keyed by the weights' checksum, so later "
             "starts skip it (10–20 s); '' = export into a temporary folder, removed once loaded.")
+    compute_device: str = setting(
+        "cpu", "Where the model runs: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when torch sees one). "
+               "ONNX runtime: CUDA when onnxruntime has its CUDA provider, else the CPU (logged).")
 
     def validate(self) -> "NodeSettings":
         """Reject nonsense once, at start, with the parameter's name in the message."""
@@ -136,6 +141,11 @@ def _check_choices(s: NodeSettings) -> None:
     for name, choices in (("audio_runtime", RUNTIMES), ("source", SOURCES)):
         if getattr(s, name) not in choices:
             raise ConfigError(f"parameter '{name}': must be one of {', '.join(choices)}, got '{getattr(s, name)}'")
+    try:
+        parse_device(s.compute_device)
+    except ConfigError:
+        raise ConfigError(f"parameter 'compute_device': must be one of {DEVICE_CHOICES}, "
+                          f"got '{s.compute_device}'") from None
     for name in ("weights", "frame_id"):
         if not getattr(s, name).strip():
             raise ConfigError(f"parameter '{name}': must not be empty")

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from clap_core.errors import ClapError, ConfigError
+from clap_core.protocol import InferenceModel
 
 from .messages import interfaces_hint
 from .node_settings import NodeSettings, declare_settings
@@ -25,19 +26,17 @@ NODE_NAME = "clap_predicate_node"
 GIL_SWITCH_INTERVAL_S = 0.0001
 
 
-def load_node_model(s: NodeSettings) -> Any:
-    """The model the node runs (see the `audio_runtime` parameter): a torch-free ONNX Runtime model
-    where the audio tower exports, else `load_model` with the text tower kept out of the process."""
-    from clap_core.onnx_model import exportable, load_onnx_model
-
-    if s.audio_runtime == "onnx" or (s.audio_runtime == "auto" and exportable(s.weights)):
-        return load_onnx_model(s.weights, cache_dir=s.onnx_cache_dir or None)
+def load_node_model(s: NodeSettings) -> InferenceModel:
+    """The model the node runs, through the factory replay and calibrate use (`audio_runtime`,
+    `compute_device`); with torch, the text tower is kept out of the process unless told otherwise."""
     from clap_core import load_model
 
-    return load_model(s.weights, device="cpu", isolate_text=s.text_in_child_process)
+    return load_model(s.weights, runtime=s.audio_runtime, device=s.compute_device,
+                      isolate_text=s.text_in_child_process, onnx_cache_dir=s.onnx_cache_dir or None,
+                      device_parameter="compute_device", runtime_parameter="audio_runtime")
 
 
-def model_window(s: NodeSettings, model: Any) -> float:
+def model_window(s: NodeSettings, model: InferenceModel) -> float:
     """The window: `window_s` when set, else the clip length the model was trained on."""
     window = float(s.window_s or model.clip_seconds)
     if not 0.0 < s.hop_s <= window:
@@ -48,7 +47,7 @@ def model_window(s: NodeSettings, model: Any) -> float:
     return window
 
 
-def warm_up_and_trim(model: Any, window_s: float) -> None:
+def warm_up_and_trim(model: InferenceModel, window_s: float) -> None:
     """Compact the model for inference, run one silent window through the audio tower, then hand
     freed heap back to the OS.
 
@@ -61,9 +60,7 @@ def warm_up_and_trim(model: Any, window_s: float) -> None:
 
     import numpy as np
 
-    compact = getattr(model, "compact_for_inference", None)
-    if callable(compact):  # the node never trains: keep only what inference needs
-        compact()
+    model.compact_for_inference()  # the node never trains: keep only what inference needs
     model.embed_audio(np.zeros((1, int(model.sample_rate * window_s)), np.float32), int(model.sample_rate))
     gc.collect()
     try:
@@ -94,6 +91,7 @@ class PredicateNode:
         self._layout = installed_audio_layout() if s.source == "topic" else ""
         self.log.info(f"loading weights '{s.weights}'")
         model = load_node_model(s)
+        self.log.info(f"model '{model.name}' runs on {model.runtime}, {model.device}")
         self.settings = s = dataclasses.replace(s, window_s=model_window(s, model))
         self.engine = PredicateEngine(model, cfg, window_s=s.window_s, hop_s=s.hop_s)
         warm_up_and_trim(model, s.window_s)

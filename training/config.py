@@ -28,7 +28,7 @@ DEFAULT_TEMPLATES = [
 class ModelSection:
     """Where the model starts and which parts learn.
 
-    `weights` is anything `clap_core.load_model` accepts ("default", a registered name, an
+    `weights` is anything `clap_core.load_torch_model` accepts ("default", a registered name, an
     MS-CLAP 2022 `.pth`, a checkpoint folder): training then fine-tunes it. With `weights` null the
     model is built from scratch from `config` (a path to a model-config YAML/JSON, or the mapping
     itself), through `clap_core.model.create_model`.

@@ -35,8 +35,8 @@ class Trainer:
         manifests = read_manifests(config)
         torch.manual_seed(config.train.seed)
         if resume_dir is not None:
-            from clap_core.checkpoints import load_checkpoint
-            self.model = load_checkpoint(resume_dir / "last")
+            from clap_core import load_torch_model
+            self.model = load_torch_model(resume_dir / "last")
         else:
             self.model = build_model(config)
         self.model.to(rt.device)

@@ -17,12 +17,13 @@ from .config import TrainConfig
 
 def build_model(config: TrainConfig):
     """The starting model: fine-tune named/loaded weights, or a fresh one from a model config."""
-    from clap_core import create_model, load_model
+    from clap_core import load_torch_model
+    from clap_core.model import create_model
     from clap_core.config import ModelConfig
 
     section = config.model
     if section.weights is not None:
-        return load_model(section.weights, device="cpu")
+        return load_torch_model(section.weights, device="cpu")
     spec = section.config
     if isinstance(spec, str):
         path = Path(spec)

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .. import load_model
+from ..factory import load_model
 from ..errors import AudioFileError
 from ..inference import embed_file, prompt_embeddings, zero_shot_probabilities
 from .common import add_model_options, check_template, labels_from, run, warn
@@ -24,7 +24,7 @@ def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     labels = labels_from(args)
     template = check_template(args.template)
-    model = load_model(args.weights)
+    model = load_model(args.weights, device=args.device, device_parameter="--device")
     text_emb = prompt_embeddings(model, labels, template)
     failures = 0
     for path in args.files:

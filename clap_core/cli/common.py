@@ -13,6 +13,7 @@ from ..manifest import read_label_list
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="default",
                         help="'default', a registered name (msclap-2022) or a checkpoint path")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when torch sees one)")
     parser.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template with one {} for the label")
     parser.add_argument("--labels-file", help="one label per line")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from tqdm import tqdm
 
-from .. import load_model
+from ..factory import load_model
 from ..errors import AudioFileError, ClapError
 from ..inference import embed_file, prompt_embeddings, zero_shot_probabilities
 from ..manifest import read_labelled_manifest
@@ -32,7 +32,7 @@ def zero_shot(args: argparse.Namespace) -> dict:
     unknown = sorted({clip.label for clip in clips} - set(classes))
     if unknown:
         raise ClapError(f"{args.manifest}: labels not among the classes: {', '.join(unknown[:10])}")
-    model = load_model(args.weights)
+    model = load_model(args.weights, device=args.device, device_parameter="--device")
     text_emb = prompt_embeddings(model, classes, template)
     hits: dict[str, list[int]] = defaultdict(list)
     skipped = []

@@ -100,11 +100,11 @@ def _download(name: str) -> int:
 
 
 def _convert(source: str, output: str) -> int:
-    from .. import load_model
     from ..checkpoints import save_checkpoint
+    from ..factory import load_torch_model
     from ..model import ClapModel
 
-    model = load_model(source)
+    model = load_torch_model(source)
     if not isinstance(model, ClapModel):
         raise CheckpointError(f"{source}: a transformers CLAP folder is already safetensors and loads as it is; "
                               "nothing to convert")

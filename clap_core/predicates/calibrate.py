@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import ConfigError, ManifestError
 from .config import PredicateConfig, PredicateSetConfig, Prototypes
 from .placement import ExampleWindows, Placement, example_windows
-from .scoring import PromptScorer, model_name, pool, sigmoid, unit
+from .scoring import PromptScorer, pool, sigmoid, unit
 from .windowing import HOP_S
 
 POSITIVE = {"pos", "positive", "1", "true", "yes"}
@@ -138,7 +138,7 @@ def calibrate(model: Any, cfg: PredicateSetConfig, examples: list[Example], prot
             raise ConfigError(f"examples for {p.name}: need at least one positive and one negative recording")
         index = cfg.names.index(p.name)
         recs = [_rec(windows[e.path], scorer, index, p.pooling, e.positive) for e in pos + neg]
-        new_p, report = _calibrate_one(p, recs, prototypes, model_name(model))
+        new_p, report = _calibrate_one(p, recs, prototypes, model.name)
         cfg = cfg.with_predicate(new_p)
         reports.append(report)
     return cfg, reports

@@ -9,27 +9,19 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from ..protocol import InferenceModel
 from .background import AdaptiveBackground, BackgroundState, is_quiet, quietest_part
 from .config import PredicateConfig, PredicateSetConfig
-from .scoring import PromptScorer, to_numpy
+from .scoring import PromptScorer
 from .tracking import PredicateTracker
 from .windowing import HOP_S, Window, Windower
 
 BATCH = 16  # windows per model call when a push completes many (replay)
 PART_S, PART_HOP_S = 1.0, 0.5  # sub-window parts (YAMNet: one 0.96-s patch each, every 0.48 s)
-
-
-@runtime_checkable
-class PartsModel(Protocol):
-    """A model that embeds a window's parts as well as the whole (ClapModel, OnnxAudioModel).
-    Models without it are scored on whole windows only; their parts' spans are the window."""
-
-    def embed_audio_parts(self, waveform: Any, sample_rate: int, part_s: float,
-                          part_hop_s: float) -> tuple[Any, Any, list[tuple[float, float]]]: ...
 
 
 @dataclass
@@ -82,7 +74,7 @@ class WindowResult:
 class PredicateEngine:
     """Streaming predicates over any audio source; see the module docstring."""
 
-    def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float | None = None, hop_s: float = HOP_S,
+    def __init__(self, model: InferenceModel, cfg: PredicateSetConfig, window_s: float | None = None, hop_s: float = HOP_S,
                  gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0) -> None:
         self.model = model
         self.window_s, self.hop_s = float(window_s or model.clip_seconds), float(hop_s)
@@ -103,9 +95,7 @@ class PredicateEngine:
         old set stays live. Trackers of predicates whose decision settings are unchanged keep their
         state, so a reload does not make a true predicate blink."""
         scorer = PromptScorer(self.model, cfg)
-        release = getattr(self.model, "release_text_tower", None)
-        if callable(release):
-            release()
+        self.model.release_text_tower()
         with self._lock:
             old = self._trackers
             self._trackers = {p.name: self._keep_or_new(old.get(p.name), p) for p in cfg.predicates}
@@ -241,20 +231,20 @@ class _Embedded:
     spans: np.ndarray
 
 
-def embed_windows(model: Any, batch: list[np.ndarray], parts: bool
+def embed_windows(model: InferenceModel, batch: list[np.ndarray], parts: bool
                   ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
     """Window embeddings as the engine scores them, `BATCH` windows per model call: (whole `[n, d]`,
     parts `[n, K, d]` or None, part bounds `[K, 2]` in window seconds — the whole window when
-    there are no parts). Parts only when asked for and the model has them (`PartsModel`)."""
+    there are no parts). Parts only when asked for (a model without parts returns the whole window
+    as its one part)."""
     rate = int(model.sample_rate)
-    parts = parts and isinstance(model, PartsModel)
     for i in range(0, len(batch), BATCH):
         chunk = np.stack(batch[i:i + BATCH])
         if parts:
             whole, part_emb, bounds = model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
-            yield to_numpy(whole), to_numpy(part_emb), np.asarray(bounds, dtype=np.float64)
+            yield np.asarray(whole), np.asarray(part_emb), np.asarray(bounds, dtype=np.float64)
         else:
-            yield to_numpy(model.embed_audio(chunk, rate)), None, np.array([[0.0, chunk.shape[-1] / rate]])
+            yield np.asarray(model.embed_audio(chunk, rate)), None, np.array([[0.0, chunk.shape[-1] / rate]])
 
 
 def _decision(p: PredicateConfig) -> tuple:

@@ -28,44 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..protocol import InferenceModel, unit
 from .config import PredicateConfig, PredicateSetConfig
 
-DEFAULT_TEMPLATE = "This is a sound of {}."
 SIMILAR_COS = 0.9  # background prompts this close to a predicate's prompt are not its contrast
-MAX_SCALE = 100.0
-
-
-def model_template(model: object) -> str:
-    """The prompt template the model was trained with (its config's `template`)."""
-    cfg = getattr(model, "config", None)
-    template = getattr(cfg, "template", None) or getattr(model, "template", None)
-    return template if isinstance(template, str) and "{}" in template else DEFAULT_TEMPLATE
-
-
-def model_scale(model: object) -> float:
-    """exp(logit_scale), capped like CLAP training caps it."""
-    ls = getattr(model, "logit_scale", None)
-    if ls is None:
-        return 1.0 / 0.07
-    value = float(np.exp(to_numpy(ls)))
-    return float(min(value, MAX_SCALE))
-
-
-def model_name(model: object) -> str | None:
-    cfg = getattr(model, "config", None)
-    name = getattr(cfg, "name", None)
-    return name if isinstance(name, str) else None
-
-
-def to_numpy(x: object) -> np.ndarray:
-    """A torch tensor (any device, autograd or not) or array-like as a NumPy array. Duck-typed so
-    that torch-free models (`clap_core.onnx_model`) never make this module import torch."""
-    detach = getattr(x, "detach", None)
-    return detach().cpu().numpy() if callable(detach) else np.asarray(x)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -85,17 +51,17 @@ class _PredicateVectors:
 class PromptScorer:
     """Cached text vectors for one predicate set; scores batches of audio embeddings."""
 
-    def __init__(self, model: object, cfg: PredicateSetConfig) -> None:
+    def __init__(self, model: InferenceModel, cfg: PredicateSetConfig) -> None:
         self.names = cfg.names
         self.poolings = [p.pooling for p in cfg.predicates]
-        self.scale = model_scale(model)
-        self.template = cfg.template or model_template(model)
+        self.scale = float(model.logit_scale)  # exp already applied and capped (protocol.py)
+        self.template = cfg.template or model.template
         texts = self._all_texts(cfg)
-        emb = to_numpy(model.embed_text([self.template.format(t) for t in texts]))  # type: ignore[attr-defined]
+        emb = np.asarray(model.embed_text([self.template.format(t) for t in texts]))
         table = dict(zip(texts, unit(emb.astype(np.float64))))
         self.dim = len(next(iter(table.values())))
         background = np.stack([table[t] for t in cfg.background]) if cfg.background else np.zeros((0, self.dim))
-        self._vectors = [self._predicate_vectors(p, table, background, model_name(model)) for p in cfg.predicates]
+        self._vectors = [self._predicate_vectors(p, table, background, model.name) for p in cfg.predicates]
 
     @staticmethod
     def _all_texts(cfg: PredicateSetConfig) -> list[str]:

@@ -15,9 +15,13 @@ class AudioTower(nn.Module):
 
     sample_rate: int
     out_dim: int
+    compacted: bool = False  # set by towers whose `compact_for_inference` drops trainable weights
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def compact_for_inference(self) -> None:
+        """Drop what inference does not need (towers that can override this); nothing by default."""
 
     def forward_parts(self, waveform: torch.Tensor, part_s: float,
                       part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[Span]]:

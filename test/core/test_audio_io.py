@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from clap_core import AudioFileError, ClapError, load_model
+from clap_core import AudioFileError, ClapError, load_model, load_torch_model
 from clap_core.audio_io import load_audio, resample
 from clap_core.clips import clip_windows
 from clap_core.inference import embed_file
@@ -76,12 +76,12 @@ def test_silent_and_very_short_files_embed(tiny_model_dir, tmp_path):
     sf.write(blip, np.array([0.5, -0.5, 0.25], dtype=np.float32), 44100, subtype="FLOAT")
     for path in (silent, blip):
         emb = embed_file(model, path)
-        assert emb.shape == (model.embed_dim,) and torch.isfinite(emb).all()
-        assert torch.equal(emb, embed_file(model, path))
+        assert emb.shape == (model.embed_dim,) and np.isfinite(emb).all()
+        assert np.array_equal(emb, embed_file(model, path))
 
 
 def test_nan_waveform_is_refused_by_the_model(tiny_model_dir):
-    model = load_model(tiny_model_dir)
+    model = load_torch_model(tiny_model_dir)
     wave = torch.zeros(1, 16000)
     wave[0, 5] = float("nan")
     with pytest.raises(ClapError, match="NaN"):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from clap_core import CheckpointError, UnknownWeightsError, load_model
+from clap_core import CheckpointError, UnknownWeightsError, load_torch_model
 from clap_core.checkpoints import (read_torch_checkpoint, save_checkpoint, save_msclap_checkpoint)
-from clap_core.reference import build_msclap_2022
+from references.msclap_reference import build_msclap_2022
 
 
 class _RunsCode:
@@ -29,7 +29,7 @@ def test_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path):
     with bad.open("wb") as handle:
         pickle.dump({"model": {"x": _RunsCode(marker)}}, handle)
     with pytest.raises(CheckpointError, match="refused"):
-        load_model(bad)
+        load_torch_model(bad)
     assert not marker.exists()
 
 
@@ -54,13 +54,13 @@ def test_missing_and_unexpected_keys_are_listed(msclap_checkpoint, tmp_path):
     broken = tmp_path / "broken.pth"
     torch.save({"model": state}, str(broken))
     with pytest.raises(CheckpointError) as info:
-        load_model(broken)
+        load_torch_model(broken)
     message = str(info.value)
     assert "audio_encoder.base.extra_head.weight" in message
     state.pop("audio_encoder.base.extra_head.weight")
     torch.save({"model": state}, str(broken))
     with pytest.raises(CheckpointError) as info:
-        load_model(broken)
+        load_torch_model(broken)
     message = str(info.value)
     assert "audio_encoder.base.conv_block3.conv2.weight" in message
     assert "caption_encoder.projection.linear1.weight" in message
@@ -73,7 +73,7 @@ def test_wrong_shape_is_an_error(msclap_checkpoint, tmp_path):
     broken = tmp_path / "shape.pth"
     torch.save({"model": state}, str(broken))
     with pytest.raises(CheckpointError, match="shapes"):
-        load_model(broken)
+        load_torch_model(broken)
 
 
 def test_tampered_stft_kernels_are_detected(msclap_checkpoint, tmp_path):
@@ -82,7 +82,7 @@ def test_tampered_stft_kernels_are_detected(msclap_checkpoint, tmp_path):
     broken = tmp_path / "stft.pth"
     torch.save({"model": state}, str(broken))
     with pytest.raises(CheckpointError, match="DFT"):
-        load_model(broken)
+        load_torch_model(broken)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage",
@@ -91,21 +91,21 @@ def test_corrupt_files_give_a_clear_error(tmp_path, content):
     bad = tmp_path / "corrupt.pth"
     bad.write_bytes(content)
     with pytest.raises(CheckpointError, match="corrupt.pth"):
-        load_model(bad)
+        load_torch_model(bad)
 
 
 def test_unknown_name_and_missing_official_weights(monkeypatch, tmp_path):
     with pytest.raises(UnknownWeightsError, match="no-such-weights"):
-        load_model("no-such-weights")
+        load_torch_model("no-such-weights")
     monkeypatch.setenv("CLAP_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(CheckpointError, match="microsoft/msclap"):
-        load_model("msclap-2022")
+        load_torch_model("msclap-2022")
 
 
 def test_registered_name_finds_downloaded_weights(monkeypatch, msclap_checkpoint):
     monkeypatch.setenv("CLAP_WEIGHTS_DIR", str(msclap_checkpoint.parent))
-    model = load_model("msclap-2022")
+    model = load_torch_model("msclap-2022")
     assert model.config.name == "msclap-2022"
 
 
@@ -115,10 +115,10 @@ def _probe(model) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_msclap_to_project_format_and_back(msclap_checkpoint, tmp_path):
-    original = load_model(msclap_checkpoint)
+    original = load_torch_model(msclap_checkpoint)
     folder = save_checkpoint(original, tmp_path / "converted")
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
-    converted = load_model(folder)
+    converted = load_torch_model(folder)
     for a, b in zip(_probe(original), _probe(converted)):
         assert torch.equal(a, b)
     # ...and back into Microsoft's layout, which their own model loads strictly.
@@ -135,19 +135,19 @@ def test_project_format_errors(tiny_model_dir, tmp_path):
     (broken / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes()[:100])
     (broken / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     with pytest.raises(CheckpointError, match="safetensors"):
-        load_model(broken)
+        load_torch_model(broken)
     (broken / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="config.json"):
-        load_model(broken)
+        load_torch_model(broken)
     config = json.loads((tiny_model_dir / "config.json").read_text())
     config["audio"]["bogus_field"] = 1
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="audio.bogus_field"):
-        load_model(broken)
+        load_torch_model(broken)
 
 
 def test_release_and_reload_text_tower(msclap_checkpoint):
-    model = load_model(msclap_checkpoint)
+    model = load_torch_model(msclap_checkpoint)
     before = model.embed_text(["glass breaking"])
     assert model.release_text_tower()
     assert model.text_tower is None
@@ -158,7 +158,7 @@ def test_release_and_reload_text_tower(msclap_checkpoint):
 def test_compact_for_inference_keeps_outputs_and_refuses_training(msclap_checkpoint, tmp_path):
     from clap_core import ClapError
 
-    model = load_model(msclap_checkpoint)
+    model = load_torch_model(msclap_checkpoint)
     audio = torch.sin(torch.linspace(0, 3000, 44100 * 5))[None] * 0.3
     text = model.embed_text(["a hammer hits metal"])
     before = model.embed_audio(audio, 44100)

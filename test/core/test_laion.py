@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from clap_core import CheckpointError, load_model
+from clap_core import CheckpointError, load_torch_model
 from clap_core.resample import resample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ PROMPTS = ["This is a sound of water.", "a bicycle bell rings", "Hello world"]
 @pytest.fixture(scope="session")
 def laion(tmp_path_factory):
     """(transformers ClapModel, its ClapProcessor, weights folder holding the saved model)."""
-    from clap_core.reference import roberta_style_tokenizer, write_random_laion_folder
+    from references.msclap_reference import roberta_style_tokenizer, write_random_laion_folder
 
     if not RANKS.is_file():
         pytest.fail(f"{RANKS} missing: run scripts/setup.sh (it fetches the openai-whisper sdist)")
@@ -46,7 +46,7 @@ def _clips_48k(n: int) -> list[np.ndarray]:
 def test_audio_and_text_match_transformers_called_directly(laion, monkeypatch):
     model, processor, weights = laion
     monkeypatch.setenv("CLAP_WEIGHTS_DIR", str(weights))
-    ours = load_model("laion-clap-htsat-unfused")
+    ours = load_torch_model("laion-clap-htsat-unfused")
     assert ours.sample_rate == 48000 and ours.clip_seconds == 10.0
     clips = _clips_48k(3)
     for clip in clips:
@@ -70,7 +70,7 @@ def test_audio_and_text_match_transformers_called_directly(laion, monkeypatch):
 
 def test_long_clip_is_deterministic_mean_of_10s_pieces(laion):
     model, processor, weights = laion
-    ours = load_model(weights / "laion--clap-htsat-unfused")
+    ours = load_torch_model(weights / "laion--clap-htsat-unfused")
     clip = np.concatenate(_clips_48k(4))
     clip = np.tile(clip, int(np.ceil(25 * 48000 / clip.size)))[: 25 * 48000]  # 25 s: pieces 10 + 10 + 5
     first, second = ours.embed_audio(clip, 48000), ours.embed_audio(clip, 48000)
@@ -86,12 +86,12 @@ def test_folder_without_processor_is_a_clear_error(laion, tmp_path):
     model, _, _ = laion
     model.save_pretrained(tmp_path / "bare")
     with pytest.raises(CheckpointError, match="processor_config.json or preprocessor_config.json"):
-        load_model(tmp_path / "bare")
+        load_torch_model(tmp_path / "bare")
 
 
 def test_released_text_model_reloads_to_the_same_embeddings(laion):
     _, _, weights = laion
-    ours = load_model(weights / "laion--clap-htsat-unfused")
+    ours = load_torch_model(weights / "laion--clap-htsat-unfused")
     before = ours.embed_text(PROMPTS)
     assert ours.release_text_tower() and ours.hf.text_model is None
     clip = _clips_48k(1)[0]

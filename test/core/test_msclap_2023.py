@@ -1,7 +1,7 @@
 """MS-CLAP 2023 (HTS-AT + GPT-2): parity with Microsoft's own msclap code, key accounting, tokenizer.
 
 The reference is msclap 1.3.4's `CLAPWrapper(version="2023")` built offline with seeded random
-weights (`clap_core.reference.build_msclap_2023_wrapper`); its audio goes through msclap's own
+weights (`test/references/msclap_reference.py: build_msclap_2023_wrapper`); its audio goes through msclap's own
 `preprocess_audio` and its text through msclap's own `preprocess_text`. One real-size random
 checkpoint (~640 MB) is written once per session.
 """
@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from clap_core import CheckpointError, ConfigError, load_model
+from clap_core import CheckpointError, ConfigError, load_torch_model
 from clap_core.checkpoints import load_checkpoint
 from clap_core.config import msclap_2023_config
 from clap_core.gpt2_bpe import write_tokenizer_files
@@ -57,7 +57,7 @@ def tokenizer_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ms23(tokenizer_dir):
     """(msclap wrapper, our model loaded by registered name, checkpoint path)."""
-    from clap_core.reference import build_msclap_2023_wrapper
+    from references.msclap_reference import build_msclap_2023_wrapper
 
     weights_dir = tokenizer_dir.parent
     empty = weights_dir / "empty.pth"
@@ -73,7 +73,7 @@ def ms23(tokenizer_dir):
     del state
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLAP_WEIGHTS_DIR", str(weights_dir))
-        model = load_model("msclap-2023")
+        model = load_torch_model("msclap-2023")
         sys.modules["torchaudio"].load = _read_audio  # msclap's reader; the stub has none
         yield wrapper, model, path
 
@@ -171,7 +171,7 @@ def test_missing_tokenizer_names_the_files(tmp_path, monkeypatch):
 def test_isolated_text_tower_gives_the_same_embeddings(ms23):
     """The node's set-up: GPT-2 runs in a child process that loads its tensors from the 2023 file."""
     wrapper, _, path = ms23
-    isolated = load_model(path, isolate_text=True)
+    isolated = load_torch_model(path, isolate_text=True)
     assert (wrapper.get_text_embeddings(PROMPTS[:2]) - isolated.embed_text(PROMPTS[:2])).abs().max() <= 1e-3
 
 
@@ -180,7 +180,7 @@ def test_convert_to_project_format_round_trips(ms23, tmp_path, capsys):
 
     wrapper, model, path = ms23
     assert main(["convert", str(path), str(tmp_path / "converted")]) == 0
-    converted = load_model(tmp_path / "converted")
+    converted = load_torch_model(tmp_path / "converted")
     assert converted.config.name == "msclap-2023" and converted.clip_seconds == 7.0
     assert torch.equal(converted.embed_text(PROMPTS[:1]), model.embed_text(PROMPTS[:1]))
 

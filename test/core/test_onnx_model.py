@@ -1,4 +1,4 @@
-"""`load_onnx_model`: the audio path exported to ONNX and run without torch gives msclap's numbers."""
+"""The ONNX runtime (`load_model(..., runtime="onnx")`): the audio path exported to ONNX and run without torch gives msclap's numbers."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from clap_core import ClapError, UnknownWeightsError
 from clap_core.audio_io import load_audio, resample
 from clap_core.clips import clip_windows
 from clap_core.onnx_model import exportable, load_onnx_model
-from clap_core.reference import build_msclap_2022, msclap_wrapper_2022
+from references.msclap_reference import build_msclap_2022, msclap_wrapper_2022
 
 CLIPS = ["HammerMetal/HammerMetal01.flac", "WaterSplash/WaterSplashing02.flac", "BicycleBell/bikeBell03.flac"]
 RATE_BOUND = 2e-5  # max |diff| of 16-kHz-input embeddings (measured 2.9e-6; see the test)
@@ -25,11 +25,10 @@ PROMPTS = ["This is a sound of hammer metal.", "a dog barking", "someone pours l
 CHILD = """
 import json, sys
 import numpy as np
-from clap_core import ClapError
-from clap_core.onnx_model import load_onnx_model
+from clap_core import ClapError, load_model
 weights, out = sys.argv[1], sys.argv[2]
 windows = np.load(out + "/windows.npy")
-model = load_onnx_model(weights)
+model = load_model(weights, runtime="onnx")
 nan = windows[:1].copy(); nan[0, 100] = np.nan
 try:
     model.embed_audio(nan, 44100)

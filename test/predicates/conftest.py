@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+
+from clap_core.config import DEFAULT_TEMPLATE
 
 BANDS = {"low": (100, 400), "mid": (900, 1400), "high": (2500, 3500)}
 
 
 class BandModel:
-    """Deterministic stand-in with the ClapModel methods the engine uses."""
+    """Deterministic stand-in implementing `clap_core.protocol.InferenceModel` (NumPy in and out)."""
 
+    name = "band-model"
     sample_rate = 8000
     clip_seconds = 5.0
+    embed_dim = 4
+    logit_scale = 30.0
+    template = DEFAULT_TEMPLATE
+    runtime = "numpy"
+    device = "cpu"
+    prefers_one_torch_thread = False
 
     def __init__(self) -> None:
-        self.logit_scale = torch.tensor(float(np.log(30.0)))
         self.text_calls = 0
         self.released = 0
 
-    def embed_audio(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
+    def embed_audio(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
         assert sample_rate == self.sample_rate
         x = np.asarray(waveform)
         spec = np.abs(np.fft.rfft(x, axis=1)) ** 2
@@ -35,9 +42,14 @@ class BandModel:
         e = np.stack(e, 1)
         e = e / np.maximum(spec.sum(1, keepdims=True), 1e-12)  # share of all energy
         bg = np.full((len(x), 1), 0.35)  # a constant "anything" component
-        return torch.from_numpy(np.concatenate([e, bg], 1)).float()
+        return np.concatenate([e, bg], 1).astype(np.float32)
 
-    def embed_text(self, texts: list[str]) -> torch.Tensor:
+    def embed_audio_parts(self, waveform: np.ndarray, sample_rate: int, part_s: float, part_hop_s: float):
+        """No parts: the whole window is its one part."""
+        whole = self.embed_audio(waveform, sample_rate)
+        return whole, whole[:, None], [(0.0, np.shape(waveform)[-1] / sample_rate)]
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
         self.text_calls += 1
         rows = []
         for t in texts:
@@ -48,11 +60,19 @@ class BandModel:
             if not v.any():
                 v[3] = 1.0
             rows.append(v)
-        return torch.tensor(np.array(rows), dtype=torch.float32)
+        return np.array(rows, dtype=np.float32)
+
+    def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        from clap_core.protocol import scaled_cosine
+
+        return scaled_cosine(audio_emb, text_emb, self.logit_scale)
 
     def release_text_tower(self) -> bool:
         self.released += 1
         return True
+
+    def compact_for_inference(self) -> None:
+        self.release_text_tower()
 
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.3) -> np.ndarray:

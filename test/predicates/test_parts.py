@@ -58,22 +58,22 @@ def test_default_model_hears_a_one_second_event(sounds45: Path, default_model) -
     assert fired[0].to_json(100.0)["predicates"]["hammer"]["part"] == [round(a, 4), round(b, 4)]
 
 
-def test_yamnet_parts_are_its_patches(default_model) -> None:
+def test_yamnet_parts_are_its_patches(default_torch_model) -> None:
     patch = np.random.default_rng(1).standard_normal((2, 15600)).astype(np.float32) * 0.05
     wave = torch.from_numpy(np.tile(patch, 5))  # same level as its first patch: same normalisation
-    whole, parts, spans = default_model.audio_tower.forward_parts(wave, 1.0, 0.5)
-    assert torch.equal(whole, default_model.audio_tower(wave))
+    whole, parts, spans = default_torch_model.audio_tower.forward_parts(wave, 1.0, 0.5)
+    assert torch.equal(whole, default_torch_model.audio_tower(wave))
     assert parts.shape[:2] == (2, len(spans)) and spans[0] == (0.0, 0.975) and spans[1][0] == pytest.approx(0.48)
-    first = default_model.audio_tower(wave[:, :15600])  # exactly the first patch's samples
+    first = default_torch_model.audio_tower(wave[:, :15600])  # exactly the first patch's samples
     assert torch.allclose(parts[:, 0], first, atol=1e-5)
 
 
 def test_cnn14_parts_share_one_conv_pass(sounds45: Path, msclap_checkpoint: Path) -> None:
     """Random weights: the mechanism only. The whole equals `forward`; against the same noise
     without the event, the parts change most where the event is, and not at all far from it."""
-    from clap_core import load_model
+    from clap_core import load_torch_model
 
-    model = load_model(str(msclap_checkpoint))
+    model = load_torch_model(str(msclap_checkpoint))
     rate = model.sample_rate
     scene = _event_in_noise(sounds45, rate)
     tower = model.audio_tower

@@ -27,7 +27,7 @@ def weights_dir(tmp_path_factory) -> Path:
     if not RANKS.is_file():
         pytest.fail(f"{RANKS} missing: run scripts/setup.sh (it fetches the openai-whisper sdist)")
     from clap_core.gpt2_bpe import write_tokenizer_files
-    from clap_core.reference import write_random_2023_checkpoint, write_random_laion_folder
+    from references.msclap_reference import write_random_2023_checkpoint, write_random_laion_folder
 
     folder = tmp_path_factory.mktemp("big_weights")
     write_random_2023_checkpoint(folder / "CLAP_weights_2023.pth", write_tokenizer_files(RANKS, folder / "gpt2"))

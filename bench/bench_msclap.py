@@ -1,6 +1,6 @@
 """Speed of audio embedding against Microsoft's msclap, same random weights, same run, CPU.
 
-    python -m clap_core.bench [--repeats N] [--threads T] [--onnx]
+    python -m bench.bench_msclap [--repeats N] [--threads T] [--onnx]     (from the repository root)
 
 Prints one table: seconds per call for 5-s clips at batch 1 and 8, msclap vs ours, the ratio,
 and the parity of the two outputs (so a speed-up that breaks the numbers shows at once).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import load_model
-from .onnx_model import load_onnx_model
-from .reference import build_msclap_2022
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "test")]  # clap_core, and msclap's reference built on Microsoft's code
+
+from clap_core import load_model, load_torch_model  # noqa: E402
+from references.msclap_reference import build_msclap_2022  # noqa: E402
 
 
 def _time(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
@@ -46,8 +49,8 @@ def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0, onnx
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "CLAP_weights_2022.pth"
         torch.save({"model": reference.state_dict()}, str(path))
-        ours = load_model(path)
-        exported = load_onnx_model(path) if onnx else None
+        ours = load_torch_model(path)
+        exported = load_model(path, runtime="onnx") if onnx else None
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for batch in batches:
@@ -75,7 +78,7 @@ def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0, onnx
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clap_core.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_msclap", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--onnx", action="store_true", help="also time the ONNX Runtime export (onnx_model)")

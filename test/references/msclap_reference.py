@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ClapError
+from clap_core.errors import ClapError
 
 
 def _stub_torchaudio() -> None:
@@ -196,7 +196,7 @@ def roberta_style_tokenizer(ranks: str | Path, folder: str | Path):
 
     from transformers import RobertaTokenizerFast
 
-    from .gpt2_bpe import END_OF_TEXT, write_tokenizer_files
+    from clap_core.gpt2_bpe import END_OF_TEXT, write_tokenizer_files
 
     folder = Path(folder)
     gpt2 = write_tokenizer_files(Path(ranks), folder / "gpt2")
