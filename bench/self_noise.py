@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "test" / "bags"))
 
-from clap_core import load_model  # noqa: E402
+from clap_core import load_torch_model  # noqa: E402
+from clap_core.torch_runtime import TorchInferenceModel  # noqa: E402
 from clap_core.predicates import PredicateEngine, load_predicate_config  # noqa: E402
 from clap_core.predicates.background import AdaptiveBackgroundConfig  # noqa: E402
 from clap_core.predicates.metrics import macro_f1, read_labels, score_timeline  # noqa: E402
@@ -101,11 +102,12 @@ def main() -> int:
                    ("gen1n clean twin", clean, 16000, read_labels(BAGS / "data" / "gen1n.labels.json"), cfg),
                    ("gen1n", *bag_audio(BAGS / "data" / "gen1n_stamped_mcap"),
                     read_labels(BAGS / "data" / "gen1n.labels.json"), cfg)]
-    default = load_model("default")
+    default = load_torch_model("default")
     print(f"adaptive background: rate {args.rate}, warm-up {args.warmup} windows; lead-in {args.lead_in} s")
     settings = [AdaptiveBackgroundConfig()] + [AdaptiveBackgroundConfig(True, args.rate, args.warmup, s)
                                               for s in args.strength]
-    for model_name, model in (("default", default), ("label-space baseline", label_space_model(default))):
+    for model_name, model in (("default", TorchInferenceModel(default)),
+                              ("label-space baseline", TorchInferenceModel(label_space_model(default)))):
         for name, audio, rate, labels, cfg in scenes:
             for bg in settings:
                 tls = run(model, dataclasses.replace(cfg, adaptive_background=bg), audio, rate)
