@@ -20,6 +20,7 @@ from .windowing import Window, Windower
 
 BATCH = 16  # windows per model call when a push completes many (replay)
 PART_S, PART_HOP_S = 1.0, 0.5  # sub-window parts (YAMNet: one 0.96-s patch each, every 0.48 s)
+PATCH_CACHE = 256  # patches remembered across hops (YAMNet: ~9 per 5-s window, 16 windows per batch)
 
 
 @runtime_checkable
@@ -29,6 +30,13 @@ class PartsModel(Protocol):
 
     def embed_audio_parts(self, waveform: Any, sample_rate: int, part_s: float,
                           part_hop_s: float) -> tuple[Any, Any, list[tuple[float, float]]]: ...
+
+
+@runtime_checkable
+class PatchCaching(Protocol):
+    """A model whose audio tower can reuse patch results across overlapping windows (ClapModel)."""
+
+    def cache_patches(self, entries: int) -> bool: ...
 
 
 @dataclass
@@ -82,8 +90,11 @@ class PredicateEngine:
     """Streaming predicates over any audio source; see the module docstring."""
 
     def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float = 5.0, hop_s: float = 0.5,
-                 gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0) -> None:
+                 gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0, patch_cache: int = PATCH_CACHE) -> None:
+        """`patch_cache`: patch results the model's tower keeps across hops (0: none). The setting
+        is the model's: an engine configures the model it is given."""
         self.model = model
+        self.patch_cache = model.cache_patches(patch_cache) if isinstance(model, PatchCaching) else False
         self.window_s, self.hop_s = float(window_s), float(hop_s)
         self.windower = Windower(int(model.sample_rate), window_s, hop_s, gap_tolerance_s, max_fill_s)
         self._lock = threading.Lock()
