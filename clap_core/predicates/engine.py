@@ -90,10 +90,15 @@ class PredicateEngine:
     """Streaming predicates over any audio source; see the module docstring."""
 
     def __init__(self, model: Any, cfg: PredicateSetConfig, window_s: float = 5.0, hop_s: float = 0.5,
-                 gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0, patch_cache: int = PATCH_CACHE) -> None:
+                 gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0, patch_cache: int = PATCH_CACHE,
+                 batch: int = BATCH) -> None:
         """`patch_cache`: patch results the model's tower keeps across hops (0: none). The setting
-        is the model's: an engine configures the model it is given."""
+        is the model's: an engine configures the model it is given. `batch`: most windows per
+        model call when a push completes many."""
+        if batch < 1:
+            raise ValueError(f"engine batch must be positive, got {batch}")
         self.model = model
+        self.batch = int(batch)
         self.patch_cache = model.cache_patches(patch_cache) if isinstance(model, PatchCaching) else False
         self.window_s, self.hop_s = float(window_s), float(hop_s)
         self.windower = Windower(int(model.sample_rate), window_s, hop_s, gap_tolerance_s, max_fill_s)
@@ -173,8 +178,8 @@ class PredicateEngine:
         rate = int(self.model.sample_rate)
         parts = scorer.needs_parts and isinstance(self.model, PartsModel)
         out, spans = [], []
-        for i in range(0, len(batch), BATCH):
-            chunk = np.stack(batch[i:i + BATCH])
+        for i in range(0, len(batch), self.batch):
+            chunk = np.stack(batch[i:i + self.batch])
             if parts:
                 whole, part_emb, bounds = self.model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
                 s, best = scorer.pooled(to_numpy(whole), to_numpy(part_emb))
