@@ -161,6 +161,10 @@ class LaionClapModel(nn.Module):
         """All inference can spare is the text model (`release_text_tower`)."""
         self.release_text_tower()
 
+    def cache_patches(self, entries: int) -> bool:
+        """No patch reuse: HTS-AT's attention sees across the whole clip."""
+        return False
+
     def _reload_text_model(self) -> None:
         from transformers import ClapModel as HFClapModel
 

@@ -99,6 +99,11 @@ class ClapModel(nn.Module):
         return torch.sigmoid(logits) if multi_label else F.softmax(logits, dim=-1)
 
     # -- memory -----------------------------------------------------------------------------------
+    def cache_patches(self, entries: int) -> bool:
+        """Let the audio tower reuse patch results across overlapping windows (0: off); see
+        `AudioTower.cache_patches`. Returns whether the tower does."""
+        return self.audio_tower.cache_patches(entries)
+
     def release_text_tower(self) -> bool:
         """Free the text encoder once prompt embeddings are cached (most of a BERT model's memory).
 

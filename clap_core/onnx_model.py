@@ -130,6 +130,10 @@ class OnnxAudioModel:
     def compact_for_inference(self) -> None:
         """Nothing to compact: the session holds only the audio path's inference weights."""
 
+    def cache_patches(self, entries: int) -> bool:
+        """No patch reuse: CNN14's convolutions see across the whole window."""
+        return False
+
 
 def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None, device: str = "cpu",
                     device_parameter: str = "device", cache_dir: str | os.PathLike | None = None) -> OnnxAudioModel:

@@ -78,6 +78,10 @@ class InferenceModel(Protocol):
         """Free what inference does not need (the text tower, training copies of weights); the
         model cannot be trained or saved afterwards. The node calls it once."""
 
+    def cache_patches(self, entries: int) -> bool:
+        """Let the audio tower reuse up to `entries` patch results across overlapping windows
+        (exactly: same outputs as recomputing; 0 turns it off). Returns whether the tower can."""
+
 
 def unit(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""

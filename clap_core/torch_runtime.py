@@ -38,6 +38,8 @@ class TorchClapModule(Protocol):
 
     def compact_for_inference(self) -> None: ...
 
+    def cache_patches(self, entries: int) -> bool: ...
+
 
 def host(x: torch.Tensor) -> np.ndarray:
     """A result tensor (any device) as a float32 host array: the protocol's boundary."""
@@ -103,3 +105,6 @@ class TorchInferenceModel:
 
     def compact_for_inference(self) -> None:
         self._module.compact_for_inference()
+
+    def cache_patches(self, entries: int) -> bool:
+        return self._module.cache_patches(entries)

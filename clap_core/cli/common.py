@@ -19,6 +19,21 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
+def add_batch_options(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    """Throughput options of the CLIs that work through many windows."""
+    parser.add_argument("--batch-size", type=_positive, default=batch_size,
+                        help=f"windows per model call (default {batch_size}); results do not depend on it")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when "
+                        "stderr is not a terminal)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def labels_from(args: argparse.Namespace, fallback: list[str] | None = None) -> list[str]:
     """Labels from --labels-file, else --labels "a,b,c", else the fallback."""
     if args.labels_file:

@@ -10,9 +10,9 @@ from tqdm import tqdm
 
 from ..factory import load_model
 from ..errors import AudioFileError, ClapError
-from ..inference import embed_file, prompt_embeddings, zero_shot_probabilities
+from ..inference import BATCH_SIZE, embed_files, prompt_embeddings, zero_shot_probabilities
 from ..manifest import read_labelled_manifest
-from .common import add_model_options, check_template, labels_from, run, warn
+from .common import add_batch_options, add_model_options, check_template, labels_from, run, warn
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     zs.add_argument("--manifest", required=True, help="CSV with at least 'path' and 'label' columns")
     zs.add_argument("--root", help="folder that relative paths start from (default: the CSV's folder)")
     add_model_options(zs)
+    add_batch_options(zs, BATCH_SIZE)
     return parser
 
 
@@ -36,13 +37,15 @@ def zero_shot(args: argparse.Namespace) -> dict:
     text_emb = prompt_embeddings(model, classes, template)
     hits: dict[str, list[int]] = defaultdict(list)
     skipped = []
-    for clip in tqdm(clips, desc="zero-shot", unit="clip", file=sys.stderr, disable=None):
-        try:
-            probs = zero_shot_probabilities(model, embed_file(model, clip.path), text_emb)
-        except AudioFileError as exc:
-            warn(f"skipped {exc}")
+    embedded = embed_files(model, (clip.path for clip in clips), args.batch_size)
+    bar = tqdm(zip(clips, embedded), total=len(clips), desc="zero-shot", unit="clip", file=sys.stderr,
+               disable=True if args.quiet else None)
+    for clip, (_, emb) in bar:
+        if isinstance(emb, AudioFileError):
+            warn(f"skipped {emb}")
             skipped.append(str(clip.path))
             continue
+        probs = zero_shot_probabilities(model, emb, text_emb)
         hits[clip.label].append(int(classes[int(probs.argmax())] == clip.label))
     n = sum(len(v) for v in hits.values())
     if n == 0:

@@ -22,6 +22,7 @@ from .windowing import HOP_S, Window, Windower
 
 BATCH = 16  # windows per model call when a push completes many (replay)
 PART_S, PART_HOP_S = 1.0, 0.5  # sub-window parts (YAMNet: one 0.96-s patch each, every 0.48 s)
+PATCH_CACHE = 256  # patches remembered across hops (YAMNet: ~9 per 5-s window, 16 windows per batch)
 
 
 @dataclass
@@ -74,9 +75,17 @@ class WindowResult:
 class PredicateEngine:
     """Streaming predicates over any audio source; see the module docstring."""
 
-    def __init__(self, model: InferenceModel, cfg: PredicateSetConfig, window_s: float | None = None, hop_s: float = HOP_S,
-                 gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0) -> None:
+    def __init__(self, model: InferenceModel, cfg: PredicateSetConfig, window_s: float | None = None,
+                 hop_s: float = HOP_S, gap_tolerance_s: float = 0.02, max_fill_s: float = 1.0,
+                 patch_cache: int = PATCH_CACHE, batch: int = BATCH) -> None:
+        """`patch_cache`: patch results the model's tower keeps across hops (0: none). The setting
+        is the model's: an engine configures the model it is given. `batch`: most windows per
+        model call when a push completes many."""
+        if batch < 1:
+            raise ValueError(f"engine batch must be positive, got {batch}")
         self.model = model
+        self.batch = int(batch)
+        self.patch_cache = model.cache_patches(patch_cache)
         self.window_s, self.hop_s = float(window_s or model.clip_seconds), float(hop_s)
         self.windower = Windower(int(model.sample_rate), self.window_s, hop_s, gap_tolerance_s, max_fill_s)
         self._lock = threading.Lock()
@@ -172,7 +181,7 @@ class PredicateEngine:
         """Whole-window (and, when a predicate pools parts, part) embeddings of each window."""
         assert self._scorer is not None
         out: list[_Embedded] = []
-        for whole, parts, bounds in embed_windows(self.model, batch, self._scorer.needs_parts):
+        for whole, parts, bounds in embed_windows(self.model, batch, self._scorer.needs_parts, self.batch):
             out += [_Embedded(w, None if parts is None else parts[i], bounds) for i, w in enumerate(whole)]
         return out
 
@@ -231,15 +240,15 @@ class _Embedded:
     spans: np.ndarray
 
 
-def embed_windows(model: InferenceModel, batch: list[np.ndarray], parts: bool
+def embed_windows(model: InferenceModel, batch: list[np.ndarray], parts: bool, per_call: int = BATCH
                   ) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
-    """Window embeddings as the engine scores them, `BATCH` windows per model call: (whole `[n, d]`,
+    """Window embeddings as the engine scores them, `per_call` windows per model call: (whole `[n, d]`,
     parts `[n, K, d]` or None, part bounds `[K, 2]` in window seconds — the whole window when
     there are no parts). Parts only when asked for (a model without parts returns the whole window
     as its one part)."""
     rate = int(model.sample_rate)
-    for i in range(0, len(batch), BATCH):
-        chunk = np.stack(batch[i:i + BATCH])
+    for i in range(0, len(batch), per_call):
+        chunk = np.stack(batch[i:i + per_call])
         if parts:
             whole, part_emb, bounds = model.embed_audio_parts(chunk, rate, PART_S, PART_HOP_S)
             yield np.asarray(whole), np.asarray(part_emb), np.asarray(bounds, dtype=np.float64)

@@ -39,6 +39,13 @@ class AudioTower(nn.Module):
         return whole, parts.reshape(len(spans), b, -1).transpose(0, 1), spans
 
 
+    def cache_patches(self, entries: int) -> bool:
+        """Remember per-patch results across overlapping windows, where the tower's work splits
+        into independent patches (YAMNet). Returns whether it does: a tower whose receptive field
+        spans the window (CNN14, HTS-AT) has nothing to reuse exactly, so by default it does not."""
+        return False
+
+
 class TextTower(nn.Module):
     """strings → vector. Tokenisation lives inside the tower."""
 

@@ -24,6 +24,7 @@ from torch import nn
 from ..config import AudioTowerConfig
 from ..errors import CheckpointError, ConfigError
 from .base import AudioTower
+from .patch_cache import PatchCache
 from .yamnet_frontend import SAMPLE_RATE, FrontendConfig, YamnetFrontend
 
 EMBED_DIM = 1024
@@ -184,12 +185,27 @@ class YamnetTower(AudioTower):
         self.frontend = YamnetFrontend(FrontendConfig(patch_hop_frames=patch_hop_frames))
         self._session, self._scale, self._zero = _make_session(threads)
         self._inputs = self._session.get_inputs()[0].name
+        self.patch_cache: PatchCache | None = None
+
+    def cache_patches(self, entries: int) -> bool:
+        """Reuse the network's outputs for patches whose uint8 input was seen among the last
+        `entries` (0: off). Exact: a patch is only reused when its input is identical, which the
+        window-wide level normalisation allows only where the windows' gains are equal."""
+        self.patch_cache = PatchCache(entries) if entries > 0 else None
+        return self.patch_cache is not None
 
     def patches_forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`[N, 96, 64]` log-Mel patches → (embeddings `[N, 1024]`, logits `[N, 521]`)."""
-        q = torch.clamp(torch.round(patches / self._scale) + self._zero, 0, 255).to(torch.uint8)
-        emb, logits = self._session.run(None, {self._inputs: q.unsqueeze(1).numpy()})
-        return torch.from_numpy(emb.reshape(len(q), EMBED_DIM)), torch.from_numpy(logits)
+        q = torch.clamp(torch.round(patches / self._scale) + self._zero, 0, 255).to(torch.uint8).numpy()
+        cache = self.patch_cache
+        emb, logits = cache.run(q, self._network) if cache is not None else self._network(q)
+        return torch.from_numpy(emb), torch.from_numpy(logits)
+
+    def _network(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 patches `[N, 96, 64]` → (embeddings `[N, 1024]`, logits `[N, 521]`); each row
+        depends only on its own patch (checked: equal bits at any batch size)."""
+        emb, logits = self._session.run(None, {self._inputs: q[:, None]})
+        return emb.reshape(len(q), EMBED_DIM), logits
 
     def _patch_outputs(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`[B, T]` → per-patch (embeddings `[B, P, 1024]`, logits `[B, P, 521]`)."""

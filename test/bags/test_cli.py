@@ -61,6 +61,21 @@ def test_replay_reports_dropped_messages(tmp_path, capsys, tiny_model_dir) -> No
     assert len(flagged) < len(rows)
 
 
+def test_replay_batch_size_and_quiet(tmp_path, capsys, tiny_model_dir) -> None:
+    x = (np.random.default_rng(1).standard_normal(16000 * 9) * 0.05).astype(np.float32)
+    bag = write_audio_bag(tmp_path / "b", x, 16000, "stamped", "mcap", chunk=1600)
+    runs = []
+    for extra in ([], ["--batch-size", "16", "--quiet"]):
+        assert main(["replay", str(bag), "--config", str(CONFIG), "--weights", str(tiny_model_dir), "--json",
+                     *extra]) == 0
+        out = capsys.readouterr()
+        assert "replay:" not in out.err  # no progress bar: stderr is not a terminal here
+        runs.append([(r["t_end"], {k: p["value"] for k, p in r["predicates"].items()}) for r in _lines(out.out)])
+    assert len(runs[0]) == 9 and runs[0] == runs[1]
+    assert main(["replay", str(bag), "--config", str(CONFIG), "--batch-size", "-2"]) == 2
+    assert "--batch-size: must be positive" in capsys.readouterr().err
+
+
 def test_replay_audio_file_and_human_output(tmp_path, capsys, tiny_model_dir) -> None:
     wav = tmp_path / "a.wav"
     sf.write(wav, np.zeros(16000 * 6, np.float32), 16000)

@@ -47,6 +47,17 @@ def test_eval_zeroshot_json_and_skips_bad_file(tiny_model_dir, small_manifest):
     assert "broken.flac" in result.stderr
 
 
+def test_eval_results_do_not_depend_on_the_batch_size(tiny_model_dir, small_manifest):
+    runs = [_cli("clap-eval", "zeroshot", "--manifest", small_manifest, "--weights", tiny_model_dir, "--json",
+                 *extra) for extra in (("--batch-size", "1"), ("--batch-size", "64", "--quiet"))]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr + runs[1].stderr
+    one, many = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
+    assert one == many and one["n"] == 6
+    assert all("zero-shot:" not in r.stderr for r in runs)  # no progress bar: stderr is not a terminal
+    bad = _cli("clap-eval", "zeroshot", "--manifest", small_manifest, "--batch-size", "0")
+    assert bad.returncode == 2 and "--batch-size: must be a positive number" in bad.stderr
+
+
 # (file, manifest label): two rows deliberately mislabelled. The default model puts >= 0.98 of its
 # probability on each file's real class (measured with clap-classify over these three labels), so
 # the hits are known from the folder names alone: 5 of 7 readable clips.
