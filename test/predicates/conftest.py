@@ -74,6 +74,9 @@ class BandModel:
     def compact_for_inference(self) -> None:
         self.release_text_tower()
 
+    def cache_patches(self, entries: int) -> bool:
+        return False
+
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.3) -> np.ndarray:
     t = np.arange(round(seconds * sr)) / sr

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from clap_core.audio_io import load_audio
+from clap_core.torch_runtime import TorchInferenceModel
 from clap_core.predicates import PredicateEngine, parse_predicate_config
 from clap_core.towers.patch_cache import PatchCache
 
@@ -74,33 +75,35 @@ def _rows(results: list) -> list[tuple]:
 
 
 @pytest.mark.parametrize("hop, reused", [(0.48, True), (0.5, False)])
-def test_cached_stream_equals_recomputed(default_model, sounds45, hop: float, reused: bool) -> None:
+def test_cached_stream_equals_recomputed(default_torch_model, sounds45, hop: float, reused: bool) -> None:
+    default_model = TorchInferenceModel(default_torch_model)  # the engine's view; the tower is inspected below
     audio, sr = _stream(sounds45)
     reference = _drive(PredicateEngine(default_model, parse_predicate_config(CFG), hop_s=hop, patch_cache=0),
                        audio, sr)
-    assert default_model.audio_tower.patch_cache is None
+    assert default_torch_model.audio_tower.patch_cache is None
     engine = PredicateEngine(default_model, parse_predicate_config(CFG), hop_s=hop)
     assert engine.patch_cache
     cached = _drive(engine, audio, sr)
-    cache = default_model.audio_tower.patch_cache
+    cache = default_torch_model.audio_tower.patch_cache
     flags = {f for r in reference for f in r.flags}
     assert len(reference) > 35 and {"gap"} <= flags and any(r.names[0] == "vacuum" for r in reference)
     assert _rows(cached) == _rows(reference)  # every float equal, not close
     assert (cache.hits > 0) == reused, (cache.hits, cache.misses)
 
 
-def test_cached_tower_outputs_are_bit_identical(default_model, sounds45) -> None:
+def test_cached_tower_outputs_are_bit_identical(default_torch_model, sounds45) -> None:
     """Embeddings (whole and parts) of overlapping windows every 0.96 s, with and without reuse."""
     audio, sr = _stream(sounds45)
     from clap_core.audio_io import resample
 
     x = resample(audio, sr, 16000)[: 16000 * 15]
     windows = np.stack([x[s:s + 80000] for s in range(0, len(x) - 80000 + 1, 15360)])
-    default_model.cache_patches(0)
-    plain = [default_model.embed_audio_parts(w[None], 16000, 1.0, 0.5) for w in windows]
-    assert default_model.cache_patches(64)
-    reused = [default_model.embed_audio_parts(w[None], 16000, 1.0, 0.5) for w in windows]
-    assert default_model.audio_tower.patch_cache.hits > 0
-    default_model.cache_patches(0)
+    model = default_torch_model
+    model.cache_patches(0)
+    plain = [model.embed_audio_parts(w[None], 16000, 1.0, 0.5) for w in windows]
+    assert model.cache_patches(64)
+    reused = [model.embed_audio_parts(w[None], 16000, 1.0, 0.5) for w in windows]
+    assert model.audio_tower.patch_cache.hits > 0
+    model.cache_patches(0)
     for (w0, p0, s0), (w1, p1, s1) in zip(plain, reused):
         assert torch.equal(w0, w1) and torch.equal(p0, p1) and s0 == s1
