@@ -20,18 +20,23 @@ __all__ = ["load_model", "create_model", "ClapModel", "ModelConfig", "ClapError"
 
 
 def load_model(weights: str | os.PathLike = "default", device: str | torch.device = "cpu",
-               isolate_text: bool = False) -> ClapModel:
+               isolate_text: bool = False, precision: str = "fp32") -> ClapModel:
     """A ready model in eval mode: `weights` is "default", a registered name, or a checkpoint path
     (an MS-CLAP 2022 `.pth`, detected by its keys, or a folder written by `save_checkpoint`).
 
     `isolate_text=True` keeps the text encoder out of this process: `embed_text` runs it in a
     short-lived child process (seconds per call). For long-running inference processes that embed
-    a few prompts once — a robot's node then never holds BERT's code or weights in memory."""
+    a few prompts once — a robot's node then never holds BERT's code or weights in memory.
+
+    `precision` ("fp32", "bf16", "fp16"): what inference computes in (`clap_core.precision`; the
+    cosine each keeps to fp32, per model family, is in docs/core.md)."""
     from .checkpoints import load_checkpoint
+    from .precision import apply_precision, check_precision
     from .weights_registry import resolve_weights
 
+    check_precision(precision)  # a bad name fails before the weights load
     model = load_checkpoint(resolve_weights(weights), isolate_text=isolate_text)
-    return model.to(device).eval()
+    return apply_precision(model.to(device).eval(), precision)
 
 
 def __getattr__(name: str) -> Any:

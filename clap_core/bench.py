@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 from . import load_model
 from .onnx_model import load_onnx_model
+from .precision import cpu_description
 from .reference import build_msclap_2022
 
 
-def _time(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
+def time_call(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
     """Median wall-clock and CPU seconds per call (CPU time is steadier on a busy machine)."""
     fn()  # warm-up: first calls allocate and pick kernels
     wall, cpu = [], []
@@ -60,7 +61,7 @@ def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0, onnx
         def run_ours() -> torch.Tensor:
             return ours.embed_audio(clips, 44100)
 
-        (ref_s, ref_cpu), (ours_s, ours_cpu) = _time(run_reference, repeats), _time(run_ours, repeats)
+        (ref_s, ref_cpu), (ours_s, ours_cpu) = time_call(run_reference, repeats), time_call(run_ours, repeats)
         expected = run_reference()
         row = dict(batch=batch, msclap_s=ref_s, ours_s=ours_s, ratio=ours_s / ref_s, msclap_cpu_s=ref_cpu,
                    ours_cpu_s=ours_cpu, cpu_ratio=ours_cpu / ref_cpu, **_parity(run_ours(), expected))
@@ -68,7 +69,7 @@ def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0, onnx
             def run_onnx() -> torch.Tensor:
                 return torch.from_numpy(exported.embed_audio(clips.numpy(), 44100))
 
-            onnx_s, _ = _time(run_onnx, repeats)
+            onnx_s, _ = time_call(run_onnx, repeats)
             row["onnx"] = dict(seconds=onnx_s, ratio=onnx_s / ref_s, **_parity(run_onnx(), expected))
         rows.append(row)
     return rows
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 5-s clips at 44.1 kHz, "
           f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
+    print(f"CPU: {cpu_description()}")
     print(f"{'batch':>5} {'msclap s':>9} {'ours s':>8} {'ours/msclap':>11} {'CPU ratio':>9} "
           f"{'min cos':>9} {'max |diff|':>10}")
     rows = run(repeats=args.repeats, onnx=args.onnx)

@@ -26,14 +26,15 @@ GIL_SWITCH_INTERVAL_S = 0.0001
 
 def load_node_model(s: NodeSettings) -> Any:
     """The model the node runs (see the `audio_runtime` parameter): a torch-free ONNX Runtime model
-    where the audio tower exports, else `load_model` with the text tower kept out of the process."""
+    where the audio tower exports and precision is fp32, else `load_model` with the text tower kept
+    out of the process."""
     from clap_core.onnx_model import exportable, load_onnx_model
 
-    if s.audio_runtime == "onnx" or (s.audio_runtime == "auto" and exportable(s.weights)):
-        return load_onnx_model(s.weights)
+    if s.audio_runtime == "onnx" or (s.audio_runtime == "auto" and s.precision == "fp32" and exportable(s.weights)):
+        return load_onnx_model(s.weights)  # fp32 only (NodeSettings refuses onnx with another precision)
     from clap_core import load_model
 
-    return load_model(s.weights, device="cpu", isolate_text=s.text_in_child_process)
+    return load_model(s.weights, device="cpu", isolate_text=s.text_in_child_process, precision=s.precision)
 
 
 def model_window(s: NodeSettings, model: Any) -> float:
