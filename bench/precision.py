@@ -103,41 +103,40 @@ def zero_shot(model, clips: list[tuple[Path, str]], text: torch.Tensor) -> list[
 def measure(model, batch: torch.Tensor, reference: torch.Tensor) -> dict:
     """Seconds per window at batch 1 and 32, and cosine to the fp32 embeddings of `batch`."""
     rate = model.sample_rate
-    one, _ = time_call(lambda: model.embed_audio(batch[:1], rate), 3)
-    full, _ = time_call(lambda: model.embed_audio(batch[:32], rate), 1)
+    one, _ = time_call(lambda: model.embed_audio(batch[:1], rate).cpu(), 3)  # .cpu(): waits for a GPU
+    full, _ = time_call(lambda: model.embed_audio(batch[:32], rate).cpu(), 1)
     cos = F.cosine_similarity(model.embed_audio(batch, rate), reference, dim=-1)
     return dict(b1=one, b32=full / len(batch[:32]), min_cos=cos.min().item(), mean_cos=cos.mean().item())
 
 
-def run_family(family: str, precisions: list[str], device: str, everything: list[tuple[Path, str]],
-               n_clips: int) -> list[str]:
+def run_family(family: str, weights: str, precisions: list[str], device: str,
+               everything: list[tuple[Path, str]], n_clips: int) -> list[str]:
+    """One table row per precision (also printed as it comes)."""
     lines = []
-    with tempfile.TemporaryDirectory(prefix="clap-precision-") as tmp:
-        started = time.perf_counter()
-        model = load_model(family_weights(family, Path(tmp)), device=device)
-        print(f"# {family}: loaded in {time.perf_counter() - started:.0f} s, window {model.clip_seconds:g} s",
-              flush=True)
-        batch = windows(model, [p for p, _ in pick(everything, n_clips)])
-        reference = model.embed_audio(batch, model.sample_rate)
-        labels = sorted({label for _, label in everything})
-        text = F.normalize(model.embed_text([model.config.template.format(label) for label in labels]), dim=-1)
-        decisions = zero_shot(model, everything, text) if family == "default" else None
-        for name in precisions:
-            try:
-                apply_precision(model, name, device)
-                row = measure(model, batch, reference)
-            except (ClapError, RuntimeError) as exc:
-                lines.append(f"{family:<11} {name:<5} not run: {str(exc).splitlines()[0][:120]}")
-                continue
-            verdict = ""
-            if decisions is not None:
-                changed = sum(a != b for a, b in zip(zero_shot(model, everything, text), decisions))
-                verdict = f"  zero-shot: {changed}/{len(decisions)} decisions changed"
-            fit = row["min_cos"] >= MIN_COSINE and (decisions is None or changed == 0)
-            lines.append(f"{family:<11} {name:<5} {row['b1'] * 1e3:9.1f} {row['b32'] * 1e3:10.1f} "
-                         f"{row['min_cos']:10.6f} {row['mean_cos']:10.6f}  {'ok' if fit else 'FAILS'}{verdict}")
-            print(lines[-1], flush=True)
-        del model
+    started = time.perf_counter()
+    model = load_model(weights, device=device)
+    print(f"# {family}: loaded in {time.perf_counter() - started:.0f} s, window {model.clip_seconds:g} s",
+          flush=True)
+    batch = windows(model, [p for p, _ in pick(everything, n_clips)])
+    reference = model.embed_audio(batch, model.sample_rate)
+    labels = sorted({label for _, label in everything})
+    text = F.normalize(model.embed_text([model.config.template.format(label) for label in labels]), dim=-1)
+    decisions = zero_shot(model, everything, text) if family == "default" else None
+    for name in precisions:
+        try:
+            apply_precision(model, name, device)
+            row = measure(model, batch, reference)
+        except (ClapError, RuntimeError) as exc:
+            lines.append(f"{family:<11} {name:<5} not run: {str(exc).splitlines()[0][:120]}")
+            continue
+        verdict = ""
+        if decisions is not None:
+            changed = sum(a != b for a, b in zip(zero_shot(model, everything, text), decisions))
+            verdict = f"  zero-shot: {changed}/{len(decisions)} decisions changed"
+        fit = row["min_cos"] >= MIN_COSINE and (decisions is None or changed == 0)
+        lines.append(f"{family:<11} {name:<5} {row['b1'] * 1e3:9.1f} {row['b32'] * 1e3:10.1f} "
+                     f"{row['min_cos']:10.6f} {row['mean_cos']:10.6f}  {'ok' if fit else 'FAILS'}{verdict}")
+        print(lines[-1], flush=True)
     return lines
 
 
@@ -168,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         if family not in FAMILIES:
             print(f"--families: unknown family {family!r} (known: {', '.join(FAMILIES)})", file=sys.stderr)
             return 2
-        lines += run_family(family, args.precisions.split(","), args.device, everything, args.clips)
+        with tempfile.TemporaryDirectory(prefix="clap-precision-") as tmp:
+            weights = family_weights(family, Path(tmp))
+            lines += run_family(family, weights, args.precisions.split(","), args.device, everything, args.clips)
     print("\n" + header + "\n" + "\n".join(lines))
     print(f"load average after: {os.getloadavg()[0]:.2f} (above ~2 on 2 cores, other work skews the timings)")
     return 0

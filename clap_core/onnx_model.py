@@ -27,6 +27,7 @@ from .child_process import run_child, serve
 from .config import ModelConfig
 from .errors import ClapError
 from .parts import part_spans
+from .precision import check_onnx_precision
 
 EXPORTABLE_AUDIO_TOWERS = ("cnn14",)
 TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
@@ -98,10 +99,12 @@ class OnnxAudioModel:
         return np.load(io.BytesIO(out), allow_pickle=False)
 
 
-def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None) -> OnnxAudioModel:
+def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None,
+                    precision: str = "fp32") -> OnnxAudioModel:
     """`weights` as for `load_model`. A child process exports the audio path into a temporary
     folder; the session is built from it and the folder removed. `threads`: ONNX Runtime's
-    intra-op threads (default: all cores)."""
+    intra-op threads (default: all cores). `precision`: fp32 only (`clap_core.precision`)."""
+    check_onnx_precision(precision)
     weights = str(weights)
     if not exportable(weights):
         raise ClapError(f"weights '{weights}': its audio tower is not one that exports to ONNX "

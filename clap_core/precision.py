@@ -47,17 +47,17 @@ class PrecisionModel(Protocol):
     def device(self) -> "torch.device": ...
 
 
-def check_precision(name: str, parameter: str = "precision") -> str:
-    """The name, if it is one of PRECISIONS; else one line naming the parameter and the choices."""
+def check_precision(name: str, what: str = "precision") -> str:
+    """The name, if it is one of PRECISIONS; else one line naming `what` was set and the choices."""
     if name not in PRECISIONS:
-        raise ConfigError(f"{parameter}={name!r} is not one of {' | '.join(PRECISIONS)}")
+        raise ConfigError(f"{what}: {name!r} is not one of {' | '.join(PRECISIONS)}")
     return name
 
 
-def torch_dtype(name: str, parameter: str = "precision") -> "torch.dtype":
+def torch_dtype(name: str) -> "torch.dtype":
     import torch
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[check_precision(name, parameter)]
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[check_precision(name)]
 
 
 def unsupported_reason(name: str, device: "str | torch.device") -> str | None:
@@ -81,18 +81,18 @@ def unsupported_reason(name: str, device: "str | torch.device") -> str | None:
     return None
 
 
-def check_onnx_precision(name: str, parameter: str = "precision") -> None:
+def check_onnx_precision(name: str) -> None:
     """The ONNX Runtime path runs the float32 graph it exported; anything else is refused."""
-    if check_precision(name, parameter) != "fp32":
-        raise ConfigError(f"{parameter}={name!r}: the ONNX Runtime audio path runs fp32 only (its graph is "
+    if check_precision(name) != "fp32":
+        raise ConfigError(f"precision: {name!r}: the ONNX Runtime audio path runs fp32 only (its graph is "
                           "exported in float32); use the torch runtime for bf16/fp16")
 
 
-def check_node_precision(name: str, parameter: str = "precision") -> None:
+def check_node_precision(name: str) -> None:
     """Refuse, with the measured reason, what the node does not offer."""
-    check_precision(name, parameter)
+    check_precision(name, "parameter 'precision'")
     if name in NODE_REFUSED:
-        raise ConfigError(f"parameter '{parameter}': {name} is not offered for the node: {NODE_REFUSED[name]} "
+        raise ConfigError(f"parameter 'precision': {name} is not offered for the node: {NODE_REFUSED[name]} "
                           "(measured by bench/precision.py, docs/core.md)")
 
 
@@ -104,7 +104,7 @@ def apply_precision(model: PrecisionModel, name: str, device: "str | torch.devic
     dtype = torch_dtype(name)
     reason = unsupported_reason(name, model.device if device is None else device)
     if reason is not None:
-        raise ConfigError(f"precision={name!r}: {reason}")
+        raise ConfigError(f"precision: {name!r}: {reason}")
     model.inference_dtype = dtype
     if isinstance(model, ClapModel):
         model.audio_tower.set_inference_dtype(dtype)

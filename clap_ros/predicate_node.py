@@ -92,7 +92,7 @@ class PredicateNode:
         cfg = load_predicate_config(s.config)
         # Everything that can fail without the model fails before it loads.
         self._layout = installed_audio_layout() if s.source == "topic" else ""
-        self.log.info(f"loading weights '{s.weights}'")
+        self.log.info(f"loading weights '{s.weights}' (precision {s.precision})")
         model = load_node_model(s)
         self.settings = s = dataclasses.replace(s, window_s=model_window(s, model))
         self.engine = PredicateEngine(model, cfg, window_s=s.window_s, hop_s=s.hop_s)

@@ -80,15 +80,17 @@ def test_bad_precision_name_is_one_line(call) -> None:
 
 
 def test_onnx_path_refuses_reduced_precision() -> None:
+    from clap_core.onnx_model import load_onnx_model
+
     check_onnx_precision("fp32")
     with pytest.raises(ConfigError, match="ONNX Runtime audio path runs fp32 only"):
-        check_onnx_precision("bf16")
+        load_onnx_model("msclap-2022", precision="bf16")  # refused before anything loads or exports
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CUDA-less refusal; this machine has CUDA")
 def test_cuda_precision_without_cuda_names_the_reason(msclap_checkpoint) -> None:
     assert unsupported_reason("fp32", "cuda") is None  # fp32 itself is never the problem
-    with pytest.raises(ConfigError, match="precision='fp16': torch sees no CUDA device here"):
+    with pytest.raises(ConfigError, match="precision: 'fp16': torch sees no CUDA device here"):
         apply_precision(load_model(msclap_checkpoint), "fp16", "cuda")
 
 
