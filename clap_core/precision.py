@@ -24,7 +24,7 @@ This module imports torch only inside the functions that need it (the node's che
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, ContextManager, Protocol
+from typing import TYPE_CHECKING, ContextManager, Protocol, TypeVar
 
 from .errors import ConfigError
 
@@ -96,9 +96,13 @@ def check_node_precision(name: str) -> None:
                           "(measured by bench/precision.py, docs/core.md)")
 
 
-def apply_precision(model: PrecisionModel, name: str, device: "str | torch.device | None" = None) -> PrecisionModel:
-    """Make `model`'s audio inference (`embed_audio`, `embed_audio_parts`) run in `name` on
-    `device` (default: where the model is). Fails with one line when that cannot run here."""
+M = TypeVar("M", bound=PrecisionModel)
+
+
+def apply_precision(model: M, name: str, device: "str | torch.device | None" = None) -> M:
+    """Make `model`'s audio inference (`embed_audio`, `embed_audio_parts`) run in `name`. `device`:
+    where it will run (default: where it is; the model is not moved). Fails with one line when
+    that cannot run there. Calling it again with another precision switches back and forth."""
     from .model import ClapModel
 
     dtype = torch_dtype(name)
