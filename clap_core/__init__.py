@@ -28,8 +28,8 @@ def load_model(weights: str | os.PathLike = "default", device: str | torch.devic
     short-lived child process (seconds per call). For long-running inference processes that embed
     a few prompts once — a robot's node then never holds BERT's code or weights in memory.
 
-    `precision` ("fp32", "bf16", "fp16"): what inference computes in (`clap_core.precision`; the
-    cosine each keeps to fp32, per model family, is in docs/core.md)."""
+    `precision` ("fp32", "bf16", "fp16"): what audio inference computes in (text stays fp32;
+    `clap_core.precision`; the cosine each keeps to fp32, per model family: docs/core.md)."""
     from .checkpoints import load_checkpoint
     from .precision import apply_precision, check_precision
     from .weights_registry import resolve_weights

@@ -42,14 +42,17 @@ def test_bf16_cnn14_stays_within_the_measured_cosine(msclap_checkpoint, clips) -
     assert bf16.dtype == torch.float32  # callers always get fp32 embeddings
     assert F.cosine_similarity(bf16, fp32).min() >= BF16_MIN_COSINE
     assert (bf16 - fp32).abs().max() > 1e-4  # it did run in bf16 (fp32 reruns are bit-identical)
+    folded = [conv for pair in model.audio_tower._folded_weights() for conv in pair]
+    assert {conv.bias.dtype for conv in folded} == {torch.bfloat16}  # the packed convs too: autocast misses them
     apply_precision(model, "fp32")
     torch.testing.assert_close(model.embed_audio(*clips), fp32, rtol=0, atol=0)  # and it goes back
 
 
 def test_bf16_default_model_stays_within_the_measured_cosine(default_weights, clips) -> None:
-    model = load_model(default_weights)
-    text = model.embed_text(["a dog barking"])
-    bf16, fp32 = _bf16_against_fp32(model, clips)
+    model = load_model(default_weights, precision="bf16")  # the keyword, not only apply_precision
+    bf16, text = model.embed_audio(*clips), model.embed_text(["a dog barking"])
+    apply_precision(model, "fp32")
+    fp32 = model.embed_audio(*clips)
     assert F.cosine_similarity(bf16, fp32).min() >= BF16_MIN_COSINE
     assert (bf16 - fp32).abs().max() > 0
     torch.testing.assert_close(model.embed_text(["a dog barking"]), text, rtol=0, atol=0)  # text stays fp32
