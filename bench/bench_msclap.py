@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -24,19 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "test")]  # clap_core, and msclap's reference built on Microsoft's code
 
 from clap_core import load_model, load_torch_model  # noqa: E402
+from clap_core.precision import cpu_description  # noqa: E402
 from references.msclap_reference import build_msclap_2022  # noqa: E402
 
-
-def _time(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
-    """Median wall-clock and CPU seconds per call (CPU time is steadier on a busy machine)."""
-    fn()  # warm-up: first calls allocate and pick kernels
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
+from bench.timing import time_call  # noqa: E402
 
 
 def _parity(got: torch.Tensor, expected: torch.Tensor) -> dict[str, float]:
@@ -63,7 +52,7 @@ def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0, onnx
         def run_ours() -> torch.Tensor:
             return ours.embed_audio(clips, 44100)
 
-        (ref_s, ref_cpu), (ours_s, ours_cpu) = _time(run_reference, repeats), _time(run_ours, repeats)
+        (ref_s, ref_cpu), (ours_s, ours_cpu) = time_call(run_reference, repeats), time_call(run_ours, repeats)
         expected = run_reference()
         row = dict(batch=batch, msclap_s=ref_s, ours_s=ours_s, ratio=ours_s / ref_s, msclap_cpu_s=ref_cpu,
                    ours_cpu_s=ours_cpu, cpu_ratio=ours_cpu / ref_cpu, **_parity(run_ours(), expected))
@@ -71,7 +60,7 @@ def run(batches: tuple[int, ...] = (1, 8), repeats: int = 5, seed: int = 0, onnx
             def run_onnx() -> torch.Tensor:
                 return torch.from_numpy(exported.embed_audio(clips.numpy(), 44100))
 
-            onnx_s, _ = _time(run_onnx, repeats)
+            onnx_s, _ = time_call(run_onnx, repeats)
             row["onnx"] = dict(seconds=onnx_s, ratio=onnx_s / ref_s, **_parity(run_onnx(), expected))
         rows.append(row)
     return rows
@@ -87,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 5-s clips at 44.1 kHz, "
           f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
+    print(f"CPU: {cpu_description()}")
     print(f"{'batch':>5} {'msclap s':>9} {'ours s':>8} {'ours/msclap':>11} {'CPU ratio':>9} "
           f"{'min cos':>9} {'max |diff|':>10}")
     rows = run(repeats=args.repeats, onnx=args.onnx)

@@ -29,14 +29,16 @@ if TYPE_CHECKING:
 RUNTIMES = ("auto", "torch", "onnx")
 
 
-def choose_runtime(weights: str | os.PathLike, runtime: str = "auto", parameter: str = "runtime") -> str:
+def choose_runtime(weights: str | os.PathLike, runtime: str = "auto", parameter: str = "runtime",
+                   precision: str = "fp32") -> str:
     """'onnx' or 'torch' for `weights` (read from its config, nothing loaded); a runtime the weights
-    cannot run on is a ConfigError naming `parameter`."""
+    cannot run on is a ConfigError naming `parameter`. `auto` with a reduced precision is torch
+    (the ONNX path is fp32 only)."""
     from .onnx_model import EXPORTABLE_AUDIO_TOWERS, exportable
 
     if runtime not in RUNTIMES:
         raise ConfigError(f"{parameter}={runtime!r} is not one of {' | '.join(RUNTIMES)}")
-    if runtime == "torch":
+    if runtime == "torch" or (runtime == "auto" and precision != "fp32"):
         return "torch"
     if exportable(weights):
         return "onnx"
@@ -47,8 +49,9 @@ def choose_runtime(weights: str | os.PathLike, runtime: str = "auto", parameter:
 
 
 def load_model(weights: str | os.PathLike = "default", runtime: str = "auto", device: Any = "cpu",
-               isolate_text: bool = False, *, threads: int | None = None, onnx_cache_dir: str | None = None,
-               device_parameter: str = "device", runtime_parameter: str = "runtime") -> InferenceModel:
+               isolate_text: bool = False, *, precision: str = "fp32", threads: int | None = None,
+               onnx_cache_dir: str | None = None, device_parameter: str = "device",
+               runtime_parameter: str = "runtime", precision_parameter: str = "precision") -> InferenceModel:
     """A ready model for inference. `weights`: "default", a registered name, or a checkpoint path
     (project folder, MS-CLAP 2022/2023 `.pth`, LAION-CLAP folder). `device`: cpu | cuda | cuda:N |
     auto (CUDA when torch sees one); a device that is not there is one ConfigError line naming
@@ -58,14 +61,20 @@ def load_model(weights: str | os.PathLike = "default", runtime: str = "auto", de
     `isolate_text=True` (torch runtime; the ONNX runtime always does it) keeps the text encoder out
     of this process: `embed_text` runs it in a short-lived child process (seconds per call), for
     long-running processes that embed a few prompts once. `threads`: ONNX Runtime's intra-op threads;
-    `onnx_cache_dir`: keep the ONNX export there for later loads (`onnx_model.load_onnx_model`)."""
-    if choose_runtime(weights, runtime, runtime_parameter) == "onnx":
+    `onnx_cache_dir`: keep the ONNX export there for later loads (`onnx_model.load_onnx_model`).
+    `precision` (fp32 | bf16 | fp16): what audio inference computes in (`clap_core.precision`;
+    text stays fp32; the cosine each keeps to fp32, per model family: docs/core.md)."""
+    from .precision import apply_precision, check_precision
+
+    check_precision(precision, precision_parameter)  # a bad name fails before the weights load
+    if choose_runtime(weights, runtime, runtime_parameter, precision) == "onnx":
         from .onnx_model import load_onnx_model
 
-        return load_onnx_model(weights, threads, str(device), device_parameter, onnx_cache_dir)
+        return load_onnx_model(weights, threads, str(device), device_parameter, onnx_cache_dir, precision)
     from .torch_runtime import TorchInferenceModel
 
-    return TorchInferenceModel(load_torch_model(weights, device, isolate_text, device_parameter=device_parameter))
+    module = load_torch_model(weights, device, isolate_text, device_parameter=device_parameter)
+    return TorchInferenceModel(apply_precision(module, precision))
 
 
 def load_torch_model(weights: str | os.PathLike = "default", device: Any = "cpu", isolate_text: bool = False,

@@ -26,6 +26,7 @@ from .audio_io import resample, waveform_batch
 from .config import DEFAULT_TEMPLATE, AudioTowerConfig, ModelConfig, TextTowerConfig
 from .errors import CheckpointError
 from .losses import scaled_cosine
+from .precision import autocast
 
 # Either is a saved ClapProcessor: transformers 5 writes the first, the hub's LAION folders hold the second.
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -68,6 +69,7 @@ class LaionClapModel(nn.Module):
         _check_loading_info(folder, info)
         self.hf = hf.eval()
         self.folder = folder
+        self.inference_dtype = torch.float32  # see clap_core.precision.apply_precision
         extractor = self.processor.feature_extractor
         vocab = self.hf.config.text_config.vocab_size
         if len(self.processor.tokenizer) > vocab:
@@ -125,8 +127,8 @@ class LaionClapModel(nn.Module):
     def _embed_pieces(self, pieces: list[np.ndarray]) -> torch.Tensor:
         inputs = self.processor.feature_extractor(pieces, sampling_rate=self.sample_rate, return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        with torch.inference_mode():
-            return self.hf.get_audio_features(**inputs).pooler_output
+        with torch.inference_mode(), autocast(self.device, self.inference_dtype):
+            return self.hf.get_audio_features(**inputs).pooler_output.float()
 
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         if isinstance(texts, str):
@@ -137,7 +139,7 @@ class LaionClapModel(nn.Module):
             self._reload_text_model()
         tokens = self.processor.tokenizer(list(texts), padding=True, return_tensors="pt")
         tokens = {k: v.to(self.device) for k, v in tokens.items()}
-        with torch.inference_mode():
+        with torch.inference_mode():  # fp32 always: see clap_core.precision
             return self.hf.get_text_features(**tokens).pooler_output
 
     def similarity(self, audio_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from .audio_io import resample, waveform_batch
 from .config import DEFAULT_TEMPLATE, ModelConfig
 from .errors import ClapError
 from .losses import scaled_cosine
+from .precision import autocast
 from .projection import build_projection
 from .towers.base import AudioTower, TextTower
 from .towers.registry import build_audio_tower, build_text_tower
@@ -32,6 +33,8 @@ class ClapModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         # Rebuilds the text tower after `release_text_tower()`; set by the checkpoint loader.
         self.text_tower_loader: Callable[[], TextTower] | None = None
+        # What embed_audio(_parts) run in (`clap_core.precision.apply_precision`); text and training stay fp32.
+        self.inference_dtype = torch.float32
 
     # -- properties the rest of the project relies on -------------------------------------------
     @property
@@ -65,17 +68,17 @@ class ClapModel(nn.Module):
         Resamples when `sample_rate` differs from the model's. Runs without autograd.
         """
         batch = self._prepare_waveform(waveform, sample_rate)
-        with torch.inference_mode():
-            return self.encode_audio(batch)
+        with torch.inference_mode(), autocast(self.device, self.inference_dtype):
+            return self.encode_audio(batch).float()
 
     def embed_audio_parts(self, waveform: torch.Tensor | np.ndarray, sample_rate: int, part_s: float,
                           part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[tuple[float, float]]]:
         """Like `embed_audio`, plus `[batch, parts, d]` embeddings of ~`part_s` stretches and their
         (start, end) seconds from the window start: short events are heard in the part they fill."""
         batch = self._prepare_waveform(waveform, sample_rate)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.inference_dtype):
             whole, parts, spans = self.audio_tower.forward_parts(batch, part_s, part_hop_s)
-            return self.audio_projection(whole), self.audio_projection(parts), spans
+            return self.audio_projection(whole).float(), self.audio_projection(parts).float(), spans
 
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         """`[n, d]` embeddings of the strings as given (no template added), before L2 norm."""
@@ -83,7 +86,7 @@ class ClapModel(nn.Module):
             raise TypeError("embed_text takes a list of strings, not one string")
         if len(texts) == 0:
             return torch.empty(0, self.embed_dim, device=self.device)
-        with torch.inference_mode():
+        with torch.inference_mode():  # fp32 always: see clap_core.precision
             return self.encode_text(texts)
 
     # -- scores -----------------------------------------------------------------------------------

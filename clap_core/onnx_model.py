@@ -30,6 +30,7 @@ from .devices import parse_device
 from .errors import ClapError, ConfigError
 from .onnx_cache import export_folder
 from .parts import part_spans
+from .precision import check_onnx_precision
 from .protocol import capped_scale, scaled_cosine
 from .towers.text_source import embeddings_in_child
 
@@ -136,12 +137,15 @@ class OnnxAudioModel:
 
 
 def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None, device: str = "cpu",
-                    device_parameter: str = "device", cache_dir: str | os.PathLike | None = None) -> OnnxAudioModel:
+                    device_parameter: str = "device", cache_dir: str | os.PathLike | None = None,
+                    precision: str = "fp32") -> OnnxAudioModel:
     """`weights` as for `factory.load_model`. A child process checks `device` (it has torch to ask
     for CUDA: a bad one is a ConfigError naming `device_parameter`) and exports the audio path into
     a temporary folder; the session is built from it and the folder removed. With `cache_dir` the
     export is kept there, keyed by the weights' checksum, and later loads of the same weights skip
-    it (`onnx_cache`). `threads`: ONNX Runtime's intra-op threads (default: all cores)."""
+    it (`onnx_cache`). `threads`: ONNX Runtime's intra-op threads (default: all cores).
+    `precision`: fp32 only (`clap_core.precision`)."""
+    check_onnx_precision(precision)
     weights = str(weights)
     parse_device(device, device_parameter)  # a misspelling fails before the child starts
     if not exportable(weights):

@@ -28,12 +28,13 @@ GIL_SWITCH_INTERVAL_S = 0.0001
 
 def load_node_model(s: NodeSettings) -> InferenceModel:
     """The model the node runs, through the factory replay and calibrate use (`audio_runtime`,
-    `compute_device`); with torch, the text tower is kept out of the process unless told otherwise."""
+    `compute_device`, `precision`); with torch, the text tower is kept out of the process unless told otherwise."""
     from clap_core import load_model
 
     return load_model(s.weights, runtime=s.audio_runtime, device=s.compute_device,
                       isolate_text=s.text_in_child_process, onnx_cache_dir=s.onnx_cache_dir or None,
-                      device_parameter="compute_device", runtime_parameter="audio_runtime")
+                      precision=s.precision, device_parameter="compute_device",
+                      runtime_parameter="audio_runtime")
 
 
 def model_window(s: NodeSettings, model: InferenceModel) -> float:
@@ -89,7 +90,7 @@ class PredicateNode:
         cfg = load_predicate_config(s.config)
         # Everything that can fail without the model fails before it loads.
         self._layout = installed_audio_layout() if s.source == "topic" else ""
-        self.log.info(f"loading weights '{s.weights}'")
+        self.log.info(f"loading weights '{s.weights}' (precision {s.precision})")
         model = load_node_model(s)
         self.log.info(f"model '{model.name}' runs on {model.runtime}, {model.device}")
         self.settings = s = dataclasses.replace(s, window_s=model_window(s, model))

@@ -38,6 +38,10 @@ class AudioTower(nn.Module):
         parts = self(torch.cat(cuts))  # part-major: [P·B, F]
         return whole, parts.reshape(len(spans), b, -1).transpose(0, 1), spans
 
+    def set_inference_dtype(self, dtype: torch.dtype) -> None:
+        """Towers whose inference kernels autocast cannot see (CNN14's pre-packed convolutions)
+        convert their weights to `dtype` here; for every other tower autocast does it all."""
+
 
     def cache_patches(self, entries: int) -> bool:
         """Remember per-patch results across overlapping windows, where the tower's work splits

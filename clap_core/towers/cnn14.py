@@ -37,11 +37,13 @@ class FoldedConv:
     COLUMNS_MIN_CHANNELS = 512
     COLUMNS_MAX_WIDTH = 4
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, width: int | None = None) -> None:
-        """`width`: the number of Mel bins the layer's input maps will have, when known."""
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, width: int | None = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        """`width`: the number of Mel bins the layer's input maps will have, when known; `dtype`:
+        what the weights are packed in and the layer computes in (its input must be that dtype)."""
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        weight = conv.weight * scale[:, None, None, None]
-        self.bias = (bn.bias - bn.running_mean * scale).contiguous()
+        weight = (conv.weight * scale[:, None, None, None]).to(dtype)  # folded in fp32, then rounded once
+        self.bias = (bn.bias - bn.running_mean * scale).to(dtype).contiguous()
         self.out_channels = weight.shape[0]
         self.width = width
         onednn = _ONEDNN and weight.device.type == "cpu"
@@ -152,6 +154,7 @@ class Cnn14Tower(AudioTower):
         # AudioSet tagging head: unused for embeddings, kept so published weights load completely.
         self.fc_audioset = nn.Linear(out_dim, classes_num) if classes_num > 0 else None
         self._folded: list[tuple[FoldedConv, FoldedConv]] | None = None
+        self.inference_dtype = torch.float32  # the folded convs' dtype (`set_inference_dtype`)
         self.compacted = False
         self.register_load_state_dict_post_hook(lambda module, keys: module._drop_folded())
 
@@ -182,6 +185,12 @@ class Cnn14Tower(AudioTower):
         self.fc_audioset = None
         self.compacted = True
 
+    def set_inference_dtype(self, dtype: torch.dtype) -> None:
+        """The packed convs are oneDNN calls autocast does not see: fold them in `dtype` instead."""
+        if dtype != self.inference_dtype:
+            self._drop_folded()
+            self.inference_dtype = dtype
+
     def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .double(): the fused copies go stale
         self._drop_folded()
         return super()._apply(fn, *args, **kwargs)
@@ -191,7 +200,8 @@ class Cnn14Tower(AudioTower):
 
     def _fold(self, block: ConvBlock, index: int) -> tuple[FoldedConv, FoldedConv]:
         width = self.mel_bins // 2**index  # Mel bins left after `index` 2×2 poolings
-        return FoldedConv(block.conv1, block.bn1, width), FoldedConv(block.conv2, block.bn2, width)
+        dtype = self.inference_dtype
+        return FoldedConv(block.conv1, block.bn1, width, dtype), FoldedConv(block.conv2, block.bn2, width, dtype)
 
     def _folded_weights(self) -> list[tuple[FoldedConv, FoldedConv]]:
         if self._folded is None:
@@ -230,8 +240,8 @@ class Cnn14Tower(AudioTower):
             for i, block in enumerate(self._blocks()):
                 x = F.dropout(block(x, (2, 2) if i < 5 else (1, 1)), p=0.2, training=self.training)
         else:
-            x = self._inference_blocks(x.contiguous(memory_format=torch.channels_last))
-        return x.mean(dim=3)  # over mel
+            x = self._inference_blocks(x.to(self.inference_dtype).contiguous(memory_format=torch.channels_last))
+        return x.float().mean(dim=3)  # over mel
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         x = x.amax(dim=2) + x.mean(dim=2)  # over time

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..precision import full_precision
+
 
 def _hz_to_mel_slaney(freq: np.ndarray) -> np.ndarray:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above (librosa's default, htk=False)."""
@@ -66,6 +68,10 @@ class LogMelFrontEnd(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(basis))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        with full_precision(waveform.device):  # fp32 whatever the model's precision (clap_core.precision)
+            return self._log_mel(waveform.float())
+
+    def _log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_tracing():  # an ONNX export: ONNX has no complex tensors; same numbers, as a conv
             power = self._power_by_convolution(waveform)
         else:

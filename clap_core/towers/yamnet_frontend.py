@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..precision import full_precision
+
 SAMPLE_RATE = 16000
 
 
@@ -100,5 +102,6 @@ class YamnetFrontend(nn.Module):
         short = self.min_samples() - waveform.shape[-1]
         if short > 0:  # pad the waveform, never the log-mel: zero log-mel reads as a loud flat frame
             waveform = nn.functional.pad(waveform, (0, short))
-        spec = self.log_mel(waveform)
+        with full_precision(waveform.device):  # fp32 whatever the model's precision (clap_core.precision)
+            spec = self.log_mel(waveform)
         return spec.unfold(1, c.patch_frames, c.patch_hop_frames).transpose(2, 3).contiguous()

@@ -174,3 +174,23 @@ def sensor_qos() -> Any:
     from rclpy.qos import qos_profile_sensor_data
 
     return qos_profile_sensor_data
+
+
+def windows_from_noise(node: NodeProcess, seconds: float, count: int, up_timeout: float = 240.0,
+                       rate: int = 16000) -> list:
+    """Publish `seconds` of seeded noise to a `source: topic` node (2× real time) and return its
+    AudioPredicates once `count` have arrived; the caller ends the node."""
+    from audio_common_msgs.msg import AudioStamped
+    from clap_ros_interfaces.msg import AudioPredicates
+
+    client = RosClient()
+    try:
+        preds = client.collect(AudioPredicates, node.preds_topic)
+        pub = client.node.create_publisher(AudioStamped, node.audio_topic, sensor_qos())
+        wait_until_up(client, node, pub, timeout=up_timeout)
+        audio = (np.random.default_rng(0).standard_normal(int(seconds * rate)) * 0.05).astype(np.float32)
+        publish_audio(client, pub, audio, rate, 1_000.0, speed=2.0)
+        client.spin_until(lambda: len(preds) >= count, 120, f"{count} windows", node)
+        return preds
+    finally:
+        client.close()

@@ -13,11 +13,10 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy is installed by scripts/setup.sh")
 pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by scripts/setup.sh")
 
-from node_harness import NodeProcess, RosClient, publish_audio, sensor_qos, wait_until_up  # noqa: E402
+from node_harness import NodeProcess, windows_from_noise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RANKS = ROOT / ".cache" / "gpt2" / "gpt2.tiktoken"
-RATE = 16000
 HOP = 1.0
 PROMPTS = "predicates:\n  door_knock:\n    prompt: knocking on a door\n  glass_break:\n    prompt: glass breaking\n"
 
@@ -36,24 +35,13 @@ def weights_dir(tmp_path_factory) -> Path:
 
 
 def _run_node(tmp_path: Path, weights_dir: Path, weights: str, seconds: float) -> list:
-    from audio_common_msgs.msg import AudioStamped
-    from clap_ros_interfaces.msg import AudioPredicates
-
     config = tmp_path / "prompts.yaml"
     config.write_text(PROMPTS)
     node = NodeProcess({"config": config, "weights": weights, "source": "topic", "hop_s": HOP,
                         "silence_timeout_s": 5.0}, env={"CLAP_WEIGHTS_DIR": str(weights_dir)})
-    client = RosClient()
     try:
-        preds = client.collect(AudioPredicates, node.preds_topic)
-        pub = client.node.create_publisher(AudioStamped, node.audio_topic, sensor_qos())
-        wait_until_up(client, node, pub, timeout=240)
-        audio = (np.random.default_rng(0).standard_normal(int(seconds * RATE)) * 0.05).astype(np.float32)
-        publish_audio(client, pub, audio, RATE, 1_000.0, speed=2.0)
-        client.spin_until(lambda: len(preds) >= 2, 120, "two windows", node)
-        return preds
+        return windows_from_noise(node, seconds, 2)
     finally:
-        client.close()
         node.kill()
 
 

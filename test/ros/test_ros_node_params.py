@@ -28,6 +28,7 @@ GOOD = "predicates:\n  kettle:\n    prompt: a kettle whistling\n"
     ("config", "/no/such/predicates.yaml"),
     ("source", "radio"),
     ("compute_device", "gpu"),
+    ("precision", "fp8"),
 ])
 def test_bad_parameter_is_one_line_before_the_model_loads(tmp_path, name, value) -> None:
     config = tmp_path / "good.yaml"

@@ -1,0 +1,18 @@
+"""Timing for the benchmark scripts: one way to time a call, shared by all of them."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+
+def time_call(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Median wall-clock and CPU seconds per call (CPU time is steadier on a busy machine)."""
+    fn()  # warm-up: first calls allocate and pick kernels
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
