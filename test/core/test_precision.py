@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from clap_core import load_model, load_torch_model
-from clap_core.audio_io import clip_windows, load_audio
+from clap_core.audio_io import load_audio
+from clap_core.clips import clip_windows
 from clap_core.errors import ConfigError
 from clap_core.precision import apply_precision, check_node_precision, check_onnx_precision, unsupported_reason
 
