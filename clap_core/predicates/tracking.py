@@ -5,6 +5,10 @@ hysteresis`, so a score hovering at the threshold does not flicker), a minimum d
 must stay on that long, in audio time, before the value turns true), and a kind: `state` is true
 while the sound lasts; `event` fires once at onset and not again within `refractory_s` or before
 the score has dropped below the off level.
+
+Durations are counted on the tracker's own audio clock, which follows the window times but never
+runs backwards: a stream whose stamps jump back (a clock reset, a looped bag) counts the jump as no
+time, so it neither freezes a minimum duration nor blocks events until the old time comes round.
 """
 from __future__ import annotations
 
@@ -29,12 +33,15 @@ class PredicateTracker:
         self.on_since: float | None = None  # audio time the score first went on in this run
         self.confirmed = False  # min duration met for the current run
         self.last_fire: float | None = None
+        self._t_last: float | None = None  # window time of the previous step
+        self._clock = 0.0  # audio seconds elapsed, never decreasing
 
     def reset(self) -> None:
         self.__init__(self.cfg)  # type: ignore[misc]
 
     def step(self, score: float, t: float) -> Step:
         """Advance with this window's score at audio time `t` (the window's end)."""
+        t = self._advance(t)
         if not math.isfinite(score):  # skipped window: hold the state, fire nothing
             return Step(value=self._state_value(), fired=False)
         cfg = self.cfg
@@ -53,6 +60,13 @@ class PredicateTracker:
         if fired:
             self.last_fire = t
         return Step(value=fired, fired=fired)
+
+    def _advance(self, t: float) -> float:
+        """The monotonic clock at window time `t`: forward steps count, a backward jump counts zero."""
+        if self._t_last is not None:
+            self._clock += max(0.0, t - self._t_last)
+        self._t_last = t
+        return self._clock
 
     def _state_value(self) -> bool:
         return self.confirmed if self.cfg.kind == "state" else False
