@@ -6,9 +6,10 @@ must stay on that long, in audio time, before the value turns true), and a kind:
 while the sound lasts; `event` fires once at onset and not again within `refractory_s` or before
 the score has dropped below the off level.
 
-Durations are counted on the tracker's own audio clock, which follows the window times but never
-runs backwards: a stream whose stamps jump back (a clock reset, a looped bag) counts the jump as no
-time, so it neither freezes a minimum duration nor blocks events until the old time comes round.
+Durations are counted on the tracker's own audio clock, which follows the window times except
+across a jump in the stamps: a step back (a clock reset, a looped bag) counts as no time, a step
+forward as at most `max_step_s` (the hop: the audio in a jump was not heard). So a jump neither
+freezes a minimum duration or a refractory period for hours nor fakes one.
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ class Step:
 class PredicateTracker:
     """The decision logic of one predicate; `step` is called once per window, in time order."""
 
-    def __init__(self, cfg: PredicateConfig) -> None:
+    def __init__(self, cfg: PredicateConfig, max_step_s: float = math.inf) -> None:
         self.cfg = cfg
+        self.max_step_s = max_step_s
         self.active = False  # hysteresis state: score above the on level (and held since)
         self.on_since: float | None = None  # audio time the score first went on in this run
         self.confirmed = False  # min duration met for the current run
@@ -37,7 +39,7 @@ class PredicateTracker:
         self._clock = 0.0  # audio seconds elapsed, never decreasing
 
     def reset(self) -> None:
-        self.__init__(self.cfg)  # type: ignore[misc]
+        self.__init__(self.cfg, self.max_step_s)  # type: ignore[misc]
 
     def step(self, score: float, t: float) -> Step:
         """Advance with this window's score at audio time `t` (the window's end)."""
@@ -62,9 +64,9 @@ class PredicateTracker:
         return Step(value=fired, fired=fired)
 
     def _advance(self, t: float) -> float:
-        """The monotonic clock at window time `t`: forward steps count, a backward jump counts zero."""
+        """The tracker's clock at window time `t` (see the module docstring)."""
         if self._t_last is not None:
-            self._clock += max(0.0, t - self._t_last)
+            self._clock += min(max(0.0, t - self._t_last), self.max_step_s)
         self._t_last = t
         return self._clock
 

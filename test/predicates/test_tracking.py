@@ -73,3 +73,11 @@ def test_stamps_jumping_back_by_hours_do_not_freeze_min_duration_or_refractory()
     fired = [event.step(s, t + i * hop).value for i, s in enumerate([0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.9], 1)]
     # onsets 0.5 s of audio after the fire (blocked: < 2.0 s refractory) and 3.0 s (allowed)
     assert fired == [False, False, False, False, False, False, True]
+
+
+def test_stamps_jumping_forward_count_one_hop_not_the_jump() -> None:
+    """Hours of stamps skipped were not heard: they must not satisfy a minimum duration."""
+    cfg = parse_predicate_config({"predicates": {"p": {"prompt": "x", "min_duration_s": 1.0, "hysteresis": 0.0}}})
+    t = PredicateTracker(cfg.get("p"), max_step_s=0.5)
+    values = [t.step(0.9, at).value for at in (10.0, 10.0 + 3 * 3600, 10.5 + 3 * 3600, 11.0 + 3 * 3600)]
+    assert values == [False, False, True, True]  # on-time 0, 0.5 (the jump), 1.0, 1.5
