@@ -198,8 +198,11 @@ def _reload_files(folder) -> list[tuple[str, bool]]:
 
 
 def test_fifty_reloads_while_audio_flows(session: Session, tmp_path, spawn) -> None:
+    from std_msgs.msg import Bool
+
     s, t0 = session, 40_000.0
     files = _reload_files(tmp_path)
+    always = s.client.collect(Bool, s.node.bool_topic("always"))
     pub = spawn(s.node.audio_topic, t0, speed=1.0, seed=4)
     s.client.spin_until(lambda: len(_between(s.preds, t0, t0 + 1e4)) >= 1, 30, "the first window", s.node)
     for path, valid in files:
@@ -214,7 +217,13 @@ def test_fifty_reloads_while_audio_flows(session: Session, tmp_path, spawn) -> N
     got = _between(s.preds, t0, t0 + 1e4)
     np.testing.assert_allclose(_ends(got), _grid(t0, sent), atol=1e-3)  # not one window lost
     assert all(m.values[m.names.index("always")] for m in got)  # never blinked
+    assert len(always) >= len(got) - 2 and all(b.data for b in always)  # nor did its Bool
     assert got[-1].names == ["always", "extra_24"]
+    # only the live set's Bool topics stay advertised (before: one more per reload, for the whole run)
+    topics = [s.node.bool_topic(f"extra_{i}") for i in (0, 12, 23)]
+    s.client.spin_until(lambda: not any(s.client.node.count_publishers(t) for t in topics), 10,
+                        "the Bool topics of removed predicates to go", s.node)
+    assert s.client.node.count_publishers(s.node.bool_topic("extra_24")) == 1
     inference = status_values(diagnostics_for(s.diags, s.node, "inference")[-1])
     assert inference["config"] == files[-2][0] and inference["last_reload"].startswith(f"rejected {files[-1][0]}")
     assert s.node.alive() and "Traceback" not in s.node.output
