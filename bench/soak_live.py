@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class LiveReport:
     latency_p50_ms: float
     latency_p95_ms: float
     latency_p99_ms: float
+    rss_trace_mb: list[float] = field(default_factory=list)  # every 10 % of the run
 
     @property
     def ok(self) -> bool:
@@ -66,7 +67,8 @@ class LiveReport:
                 f"duplicated {self.duplicated}  gap {self.gaps}  overruns {self.overruns}  errors {self.errors}  "
                 f"RSS {self.rss_start_mb:.0f} → {self.rss_end_mb:.0f} MB ({self.rss_growth_pct:+.2f} %)  "
                 f"CPU {self.cpu_share_pct:.1f} % of a core  latency p50/p95/p99 {self.latency_p50_ms:.0f}/"
-                f"{self.latency_p95_ms:.0f}/{self.latency_p99_ms:.0f} ms  {'ok' if self.ok else 'NOT ok'}")
+                f"{self.latency_p95_ms:.0f}/{self.latency_p99_ms:.0f} ms  {'ok' if self.ok else 'NOT ok'}\n"
+                f"{'':11s}RSS every 10 % (MB): {' '.join(f'{x:.0f}' for x in self.rss_trace_mb)}")
 
 
 def scene_audio(seconds: float, seed: int = 0) -> np.ndarray:
@@ -166,8 +168,11 @@ def live_soak(source: str, minutes: float, weights: str = "default", hop_s: floa
     node = NodeProcess(params, env=env)
     client = RosClient()
     mark: dict[str, float] = {}
+    trace: list[float] = []
 
     def on_progress(fraction: float) -> None:
+        if fraction >= len(trace) / 10:
+            trace.append(round(_proc_mem_mb(node.proc.pid)[0], 1))
         if "rss" not in mark and fraction >= 0.2:  # after warm-up: what the node settles at
             mark["rss"] = _proc_mem_mb(node.proc.pid)[0]
 
@@ -192,7 +197,7 @@ def live_soak(source: str, minutes: float, weights: str = "default", hop_s: floa
     return LiveReport(source, round(minutes, 2), len(watch.ends), lost, duplicated, watch.gaps, watch.overruns,
                       watch.errors, round(rss_start, 1), round(rss_end, 1),
                       round(100 * (rss_end - rss_start) / rss_start, 2), round(100 * cpu, 1),
-                      *(round(float(np.percentile(lat, q)), 1) for q in (50, 95, 99)))
+                      *(round(float(np.percentile(lat, q)), 1) for q in (50, 95, 99)), trace + [round(rss_end, 1)])
 
 
 def run(minutes: float, sources: list[str], weights: str = "default", hop_s: float = 0.5) -> list[LiveReport]:
