@@ -9,7 +9,7 @@ PortAudio. Printed per source, checked where marked ✓:
 
 - windows received vs. the hop grid: lost ✓, duplicated ✓ and flagged 'gap' ✓ (all must be 0);
 - overruns reported in the node's diagnostics ✓ (0) and inference errors ✓ (0);
-- the node's resident memory after 20 % of the run and at the end, growth ✓ (≤ 5 %);
+- the node's resident memory after 20 % of the run (and at least 40 s) and at the end, growth ✓ (≤ 5 %);
 - the node's CPU share over the run (100 % = one core) and latency from the end of a window to its
   message arriving, p50/p95/p99 (printed: they depend on the machine and its load).
 """
@@ -36,6 +36,7 @@ SCENES = [ROOT / "test" / "bags" / "data" / name for name in ("scene1_stamped_mc
 CONFIG = ROOT / "config" / "predicates.yaml"
 RATE, CHUNK_S = 16000, 0.02
 MAX_RSS_GROWTH_PCT = 5.0
+WARMUP_S = 40.0  # the node's RSS settles within ≈ 40 s of audio (allocator, runtime): measured, docs/reliability.md
 
 
 @dataclass
@@ -173,8 +174,8 @@ def live_soak(source: str, minutes: float, weights: str = "default", hop_s: floa
     def on_progress(fraction: float) -> None:
         if fraction >= len(trace) / 10:
             trace.append(round(_proc_mem_mb(node.proc.pid)[0], 1))
-        if "rss" not in mark and fraction >= 0.2:  # after warm-up: what the node settles at
-            mark["rss"] = _proc_mem_mb(node.proc.pid)[0]
+        if "rss" not in mark and fraction >= 0.2 and fraction * minutes * 60 >= WARMUP_S:
+            mark["rss"] = _proc_mem_mb(node.proc.pid)[0]  # after warm-up: what the node settles at
 
     try:
         watch = Watch(client, node)
