@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/soak.py --hours 10            # the long run quoted in docs/reliability.md
     .venv/bin/python bench/soak.py --hours 0.1 --json    # a few seconds
+    .venv/bin/python bench/soak.py --live --minutes 20   # the node itself, in real time: bench/soak_live.py
 
 The stream loops the sounds45 recordings (read from ../shared/data), mixed over room noise, with
 faults every few minutes: 2 s of digital silence, a clipping burst (×30, limited to full scale) and a
@@ -183,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default="default")
     ap.add_argument("--hop", type=float, default=0.5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--live", action="store_true", help="run the node over DDS in real time instead")
+    ap.add_argument("--minutes", type=float, default=20.0, help="--live: real-time minutes per source")
+    ap.add_argument("--sources", default="topic,microphone", help="--live: topic, microphone or both")
     args = ap.parse_args(argv)
+    if args.live:
+        return _live(args)
     report = soak(args.hours, args.weights, hop_s=args.hop)
     if args.json:
         print(json.dumps({**asdict(report), "ok": report.ok}))
@@ -192,6 +198,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key:>18}: {value}")
         print(f"{'ok':>18}: {report.ok}")
     return 0 if report.ok else 1
+
+
+def _live(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    from soak_live import run
+
+    reports = run(args.minutes, args.sources.split(","), args.weights, args.hop)
+    if args.json:
+        print(json.dumps([{**asdict(r), "ok": r.ok} for r in reports]))
+    return 0 if all(r.ok for r in reports) else 1
 
 
 if __name__ == "__main__":

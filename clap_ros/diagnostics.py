@@ -99,12 +99,13 @@ def _status(name: str, hardware_id: str, level: bytes, message: str, values: dic
 
 
 def source_status(node_name: str, h: SourceHealth) -> Any:
-    """Running → OK; starting/silent → WARN; error → ERROR (the message says what is wrong)."""
+    """Running → OK; starting/silent/conflict → WARN; error → ERROR (the message says what is wrong)."""
     level = {STATE_RUNNING: OK, STATE_ERROR: ERROR}.get(h.state, WARN)
     return _status(
         f"{node_name}: audio source", h.name, level, h.message,
         {"source": h.kind, "name": h.name, "state": h.state, "sample_rate": h.sample_rate,
          "overruns": h.overruns, "dropped_s": round(h.dropped_s, 3), "retries": h.retries,
+         "dropped_messages": h.dropped_messages,
          "last_audio_age_s": h.last_audio_age_s if h.last_audio_age_s is not None else math.nan},
     )
 

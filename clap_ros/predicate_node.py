@@ -103,7 +103,8 @@ class PredicateNode:
         self._pub = node.create_publisher(AudioPredicates, "audio_predicates", 10)
         self._diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._bool_pubs: dict[str, Any] = {}
-        self._ensure_bool_publishers(self.engine.names)
+        self._bool_lock = threading.Lock()  # the inference thread publishes while a reload edits the dict
+        self._sync_bool_publishers(self.engine.names)
         self.source = self._make_source()
         self.recorder = open_recorder(s.record_dir, self.log)
         node.add_on_set_parameters_callback(self._on_set_parameters)
@@ -142,14 +143,19 @@ class PredicateNode:
             queue_seconds=s.buffer_s, fallback_rate=s.sample_rate, fallback_channels=s.channels, log=self._source_log,
         )
 
-    def _ensure_bool_publishers(self, names: list[str]) -> None:
+    def _sync_bool_publishers(self, names: list[str]) -> None:
+        """One Bool publisher per name; those of other names are destroyed (a reload that drops or
+        renames a predicate must not leave its topic advertised for the rest of the run)."""
         from std_msgs.msg import Bool
 
         if not self.settings.publish_bools:
             return
-        for name in names:
-            if name not in self._bool_pubs:
-                self._bool_pubs[name] = self.node.create_publisher(Bool, f"audio_predicates/{name}", 10)
+        with self._bool_lock:
+            for name in set(self._bool_pubs) - set(names):
+                self.node.destroy_publisher(self._bool_pubs.pop(name))
+            for name in names:
+                if name not in self._bool_pubs:
+                    self._bool_pubs[name] = self.node.create_publisher(Bool, f"audio_predicates/{name}", 10)
 
     # -- hot reload ----------------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Any]) -> Any:
@@ -164,14 +170,17 @@ class PredicateNode:
             path = str(p.value)
             try:  # the engine embeds the new prompts while inference goes on with the old set
                 cfg = load_predicate_config(path)
+                # the new set's Bool topics exist before its first window is published
+                self._sync_bool_publishers([*self.engine.names, *cfg.names])
                 self.engine.set_config(cfg)
             except ClapError as exc:
+                self._sync_bool_publishers(self.engine.names)
                 message = f"config reload rejected, keeping the previous predicates: {exc}"
                 self.log.error(message)
                 self.stats.config(self._config_path, len(self.engine.names), f"rejected {path}: {exc}")
                 return SetParametersResult(successful=False, reason=message)
             self._config_path = path
-            self._ensure_bool_publishers(self.engine.names)
+            self._sync_bool_publishers(self.engine.names)
             self.stats.config(path, len(cfg.predicates), f"reloaded {path}")
             self.log.info(f"reloaded {path}: {len(cfg.predicates)} predicates ({', '.join(self.engine.names)})")
         return SetParametersResult(successful=True)
@@ -206,10 +215,11 @@ class PredicateNode:
         if self.recorder is not None:
             self.recorder.message("/audio_predicates", msg)
         if "skipped" not in result.flags:
-            for name, value in zip(result.names, result.values):
-                pub = self._bool_pubs.get(name)
-                if pub is not None:
-                    pub.publish(Bool(data=bool(value)))
+            with self._bool_lock:
+                for name, value in zip(result.names, result.values):
+                    pub = self._bool_pubs.get(name)
+                    if pub is not None:
+                        pub.publish(Bool(data=bool(value)))
         latency = time.time() - arrival
         self.stats.window(result.inference_s, result.level_dbfs, list(result.flags), latency)
 

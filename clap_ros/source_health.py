@@ -22,10 +22,11 @@ class SourceHealth:
     dropped_s: float = 0.0
     retries: int = 0
     last_audio_age_s: float | None = None
+    dropped_messages: int = 0  # topic: messages from publishers other than the one followed
 
 
-STATE_STARTING, STATE_RUNNING, STATE_ERROR, STATE_SILENT, STATE_STOPPED = (
-    "starting", "running", "error", "silent", "stopped",
+STATE_STARTING, STATE_RUNNING, STATE_ERROR, STATE_SILENT, STATE_STOPPED, STATE_CONFLICT = (
+    "starting", "running", "error", "silent", "stopped", "conflict",  # conflict: several publishers
 )
 
 

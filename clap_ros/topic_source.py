@@ -1,6 +1,8 @@
 """Audio from an `audio_common_msgs` topic, in either of the two layouts that share that name.
 
 The subscription callbacks only decode and enqueue; the node's inference thread reads the queue.
+When several publishers share the topic, the source follows one of them (`PublisherFollower`):
+interleaving two streams' stamps would restart the windows at every message and publish nothing.
 """
 from __future__ import annotations
 
@@ -20,7 +22,41 @@ from .messages import (
     decode_raw_pcm,
     stamp_to_seconds,
 )
-from .source_health import STATE_ERROR, STATE_RUNNING, STATE_SILENT, SourceError, SourceHealth
+from .source_health import STATE_CONFLICT, STATE_ERROR, STATE_RUNNING, STATE_SILENT, SourceError, SourceHealth
+
+
+class PublisherFollower:
+    """Which publisher's audio to use: the one heard first, until it has been silent `handover_s`
+    (killed, restarted: a restarted publisher is a new one). Audio from the others is dropped and
+    counted, so diagnostics can say that the topic is shared."""
+
+    def __init__(self, handover_s: float) -> None:
+        self.handover_s = float(handover_s)
+        self._gid: bytes | None = None
+        self._last = -float("inf")  # monotonic time of the followed publisher's last message
+        self.last_foreign = -float("inf")
+        self.dropped = 0
+        self._heard: dict[bytes | None, float] = {}  # publisher → when it last sent
+
+    def accept(self, gid: bytes | None, now: float) -> bool:
+        """True if a message from `gid` (None: the middleware does not say) is to be used."""
+        self._heard[gid] = now
+        if gid is None or gid == self._gid or now - self._last > self.handover_s:
+            self._gid, self._last = gid, now
+            return True
+        self.dropped += 1
+        self.last_foreign = now
+        return False
+
+    def senders(self, now: float) -> int:
+        """Publishers heard within `handover_s` (the graph's count also holds killed ones for a while)."""
+        self._heard = {g: t for g, t in self._heard.items() if now - t <= self.handover_s}
+        return len(self._heard)
+
+
+def _gid(info: Any) -> bytes | None:
+    gid = info.get("publisher_gid") if isinstance(info, dict) else None
+    return bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else None
 
 
 class TopicSource:
@@ -63,6 +99,7 @@ class TopicSource:
         self._rate = 0
         self._error: str | None = None
         self._lock = threading.Lock()
+        self._follower = PublisherFollower(self._silence_timeout_s)
 
     @property
     def resolved_topic(self) -> str:
@@ -80,19 +117,29 @@ class TopicSource:
         # Own group: audio keeps flowing while the node's other callbacks (a reload) run.
         group = MutuallyExclusiveCallbackGroup()
 
-        def subscribe(msg_type: Any, topic: str, callback: Callable[[Any], None]) -> None:
+        def subscribe(msg_type: Any, topic: str, callback: Callable[..., None]) -> None:
             self._subscriptions.append(self._node.create_subscription(
                 msg_type, topic, callback, qos, callback_group=group))
 
         if self._layout == LAYOUT_MGONZS13:
             from audio_common_msgs.msg import AudioStamped
 
-            subscribe(AudioStamped, self._topic, self.on_audio_stamped)
+            subscribe(AudioStamped, self._topic, self._followed(self.on_audio_stamped))
         else:
             from audio_common_msgs.msg import AudioData, AudioInfo
 
-            subscribe(AudioData, self._topic, self.on_audio_data)
+            subscribe(AudioData, self._topic, self._followed(self.on_audio_data))
             subscribe(AudioInfo, self._info_topic, self.on_audio_info)
+
+    def _followed(self, callback: Callable[[Any], None]) -> Callable[[Any, Any], None]:
+        """`callback` for messages of the followed publisher only (rclpy passes the message info
+        to a two-argument callback)."""
+        def on_message(msg: Any, info: Any) -> None:
+            with self._lock:
+                use = self._follower.accept(_gid(info), time.monotonic())
+            if use:
+                callback(msg)
+        return on_message
 
     def _now(self) -> float:
         return self._node.get_clock().now().nanoseconds * 1e-9
@@ -160,9 +207,15 @@ class TopicSource:
     def health(self) -> SourceHealth:
         with self._lock:
             last, error, rate = self._last_arrival, self._error, self._rate
-        age = None if last is None else time.monotonic() - last
+            now = time.monotonic()
+            foreign, dropped, senders = self._follower.last_foreign, self._follower.dropped, self._follower.senders(now)
+        age = None if last is None else now - last
         topic = self.resolved_topic
-        if error is not None:
+        if now - foreign <= self._silence_timeout_s:
+            state, message = STATE_CONFLICT, (
+                f"{senders} publishers on {topic}: using the audio of one, dropping the others' "
+                f"({dropped} messages so far)")
+        elif error is not None:
             state, message = STATE_ERROR, f"audio on {topic} cannot be used: {error}"
         elif age is None:
             state, message = STATE_SILENT, f"no audio received yet on {topic}"
@@ -173,6 +226,7 @@ class TopicSource:
         return SourceHealth(
             kind="topic", name=topic, state=state, message=message, sample_rate=rate,
             overruns=self._queue.overruns, dropped_s=self._queue.dropped_s, last_audio_age_s=age,
+            dropped_messages=dropped,
         )
 
     def stop(self) -> None:

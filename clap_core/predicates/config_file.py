@@ -41,6 +41,8 @@ def load_predicate_config(path: str | Path) -> PredicateSetConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read predicates file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:  # e.g. caught half-written, inside a multi-byte character
+        raise ConfigError(f"{path}: not UTF-8 text at byte {exc.start} (cut off while being written?)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -112,12 +112,11 @@ class PredicateEngine:
             if cfg.adaptive_background != self.background.cfg:
                 self.background = AdaptiveBackground(cfg.adaptive_background)
 
-    @staticmethod
-    def _keep_or_new(old: PredicateTracker | None, p: PredicateConfig) -> PredicateTracker:
+    def _keep_or_new(self, old: PredicateTracker | None, p: PredicateConfig) -> PredicateTracker:
         if old is not None and _decision(old.cfg) == _decision(p):
             old.cfg = p
             return old
-        return PredicateTracker(p)
+        return PredicateTracker(p, max_step_s=self.hop_s)
 
     def push(self, samples: np.ndarray, sample_rate: int, t_first: float) -> list[WindowResult]:
         """Add audio that starts at audio time `t_first`; returns one result per completed hop."""

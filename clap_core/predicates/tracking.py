@@ -5,6 +5,11 @@ hysteresis`, so a score hovering at the threshold does not flicker), a minimum d
 must stay on that long, in audio time, before the value turns true), and a kind: `state` is true
 while the sound lasts; `event` fires once at onset and not again within `refractory_s` or before
 the score has dropped below the off level.
+
+Durations are counted on the tracker's own audio clock, which follows the window times except
+across a jump in the stamps: a step back (a clock reset, a looped bag) counts as no time, a step
+forward as at most `max_step_s` (the hop: the audio in a jump was not heard). So a jump neither
+freezes a minimum duration or a refractory period for hours nor fakes one.
 """
 from __future__ import annotations
 
@@ -23,18 +28,22 @@ class Step:
 class PredicateTracker:
     """The decision logic of one predicate; `step` is called once per window, in time order."""
 
-    def __init__(self, cfg: PredicateConfig) -> None:
+    def __init__(self, cfg: PredicateConfig, max_step_s: float = math.inf) -> None:
         self.cfg = cfg
+        self.max_step_s = max_step_s
         self.active = False  # hysteresis state: score above the on level (and held since)
         self.on_since: float | None = None  # audio time the score first went on in this run
         self.confirmed = False  # min duration met for the current run
         self.last_fire: float | None = None
+        self._t_last: float | None = None  # window time of the previous step
+        self._clock = 0.0  # audio seconds elapsed, never decreasing
 
     def reset(self) -> None:
-        self.__init__(self.cfg)  # type: ignore[misc]
+        self.__init__(self.cfg, self.max_step_s)  # type: ignore[misc]
 
     def step(self, score: float, t: float) -> Step:
         """Advance with this window's score at audio time `t` (the window's end)."""
+        t = self._advance(t)
         if not math.isfinite(score):  # skipped window: hold the state, fire nothing
             return Step(value=self._state_value(), fired=False)
         cfg = self.cfg
@@ -53,6 +62,13 @@ class PredicateTracker:
         if fired:
             self.last_fire = t
         return Step(value=fired, fired=fired)
+
+    def _advance(self, t: float) -> float:
+        """The tracker's clock at window time `t` (see the module docstring)."""
+        if self._t_last is not None:
+            self._clock += min(max(0.0, t - self._t_last), self.max_step_s)
+        self._t_last = t
+        return self._clock
 
     def _state_value(self) -> bool:
         return self.confirmed if self.cfg.kind == "state" else False

@@ -105,3 +105,12 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     write_predicate_config(cfg, out)
     again = load_predicate_config(out)
     assert again.predicates == cfg.predicates
+
+
+def test_a_file_cut_inside_a_character_is_a_config_error(tmp_path: Path) -> None:
+    """A predicates file caught half-written can end inside a multi-byte UTF-8 character; that raised
+    UnicodeDecodeError, which the node's reload handler does not expect (it took the node down)."""
+    cut = tmp_path / "cut.yaml"
+    cut.write_bytes("predicates:\n  p:\n    prompt: a café\n".encode()[:-2])
+    with pytest.raises(ConfigError, match=r"cut.yaml: not UTF-8 text at byte 34 \(cut off while being written\?\)"):
+        load_predicate_config(cut)

@@ -170,6 +170,48 @@ def publish_audio(client: RosClient, publisher: Any, audio: np.ndarray, rate: in
         client.spin_for(chunk_s / speed)
 
 
+class Session:
+    """The running node, a client, the audio publisher, and the next audio time to publish."""
+
+    def __init__(self, node: NodeProcess, client: RosClient, files: dict, rate: int = 16000, hop: float = 0.5) -> None:
+        from audio_common_msgs.msg import AudioStamped
+        from clap_ros_interfaces.msg import AudioPredicates
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node, self.client, self.files, self.rate, self.hop = node, client, files, rate, hop
+        self.preds = client.collect(AudioPredicates, node.preds_topic)
+        self.diags = client.collect(DiagnosticArray, "/diagnostics")
+        self.audio_pub = client.node.create_publisher(AudioStamped, node.audio_topic, sensor_qos())
+        self.t = 1_000.0
+        self.taken = 0
+
+    def publish(self, audio: np.ndarray, fmt: str = "int16") -> None:
+        publish_audio(self.client, self.audio_pub, audio, self.rate, self.t, speed=5.0, fmt=fmt)
+        self.t += len(audio) / self.rate
+
+    def wait_windows(self, n: int, timeout: float = 30.0) -> list:
+        """The next `n` AudioPredicates messages not yet taken by a test (waits for them)."""
+        start = self.taken
+        self.client.spin_until(lambda: len(self.preds) >= start + n, timeout, f"{n} windows", self.node)
+        self.client.spin_for(3 * self.hop)  # and no more than n: nothing else is in flight
+        self.taken = len(self.preds)
+        return self.preds[start:]
+
+    def set_config(self, path) -> tuple[bool, str]:
+        """Call the node's SetParameters service, as `ros2 param set` would."""
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        cli = self.client.node.create_client(SetParameters, f"{self.node.ns}/{self.node.name}/set_parameters")
+        self.client.spin_until(lambda: cli.service_is_ready(), 30, "the set_parameters service", self.node)
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(path))
+        future = cli.call_async(SetParameters.Request(parameters=[Parameter(name="config", value=value)]))
+        self.client.spin_until(future.done, 60, "the set_parameters reply", self.node)
+        result = future.result().results[0]
+        self.client.node.destroy_client(cli)
+        return result.successful, result.reason
+
+
 def sensor_qos() -> Any:
     from rclpy.qos import qos_profile_sensor_data
 
@@ -194,3 +236,70 @@ def windows_from_noise(node: NodeProcess, seconds: float, count: int, up_timeout
         return preds
     finally:
         client.close()
+
+
+class PulseServer:
+    """A private PulseAudio daemon with a null sink `vsink` whose monitor is the source `virtmic`.
+
+    Sound played into vsink (paplay --device=vsink) is what a PortAudio client records from the
+    ALSA `pulse` device. Started and stopped by PID; `kill()` + `start()` simulate a device that
+    disappears and comes back.
+    """
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self.runtime_dir = runtime_dir
+        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir), "HOME": str(runtime_dir)}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.proc = subprocess.Popen(
+            ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
+             "--use-pid-file=no", "-L", "module-native-protocol-unix auth-anonymous=1",
+             *[arg for name, args in self.MODULES for arg in ("-L", f"{name} {args}")]],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pulseaudio exited with {self.proc.returncode}")
+            if self.pactl("set-default-source", "virtmic").returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("pulseaudio did not come up")
+
+    MODULES = (("module-null-sink", "sink_name=vsink rate=48000 channels=1"),
+               ("module-remap-source", "master=vsink.monitor source_name=virtmic"))
+
+    def unload_mic(self) -> None:
+        """The virtual microphone's source (and the sink it monitors) goes away; the daemon stays."""
+        for name, _ in reversed(self.MODULES):
+            done = self.pactl("unload-module", name)
+            assert done.returncode == 0, done.stderr
+
+    def load_mic(self) -> None:
+        """The source comes back (new module instances, as after a USB re-plug)."""
+        for name, args in self.MODULES:
+            done = self.pactl("load-module", name, *args.split())
+            assert done.returncode == 0, done.stderr
+        self.pactl("set-default-source", "virtmic")
+
+    def pactl(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=10)
+
+    def play(self, wav: Path, timeout: float = 60.0) -> None:
+        """Play a file into the null sink; returns when it has been played."""
+        subprocess.run(["paplay", "--device=vsink", str(wav)], env=self.env, check=True, timeout=timeout)
+
+    def kill(self) -> None:
+        """The device vanishes: the daemon dies without a goodbye (SIGKILL)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)

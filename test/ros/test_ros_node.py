@@ -21,7 +21,7 @@ pytest.importorskip("clap_ros_interfaces.msg", reason="interfaces are built by s
 pytest.importorskip("audio_common_msgs.msg", reason="interfaces are built by scripts/setup.sh")
 
 from node_harness import (  # noqa: E402
-    ROOT, NodeProcess, RosClient, diagnostics_for, publish_audio, sensor_qos, status_values, wait_until_up,
+    ROOT, NodeProcess, RosClient, Session, diagnostics_for, publish_audio, sensor_qos, status_values, wait_until_up,
 )
 
 RATE = 16000
@@ -72,48 +72,6 @@ def test_console_script_is_the_same_node() -> None:
 
 
 # -- one running node for the rest of the module ---------------------------------------------------
-class Session:
-    """The running node, a client, the audio publisher, and the next audio time to publish."""
-
-    def __init__(self, node: NodeProcess, client: RosClient, files: dict) -> None:
-        from audio_common_msgs.msg import AudioStamped
-        from clap_ros_interfaces.msg import AudioPredicates
-        from diagnostic_msgs.msg import DiagnosticArray
-
-        self.node, self.client, self.files = node, client, files
-        self.preds = client.collect(AudioPredicates, node.preds_topic)
-        self.diags = client.collect(DiagnosticArray, "/diagnostics")
-        self.audio_pub = client.node.create_publisher(AudioStamped, node.audio_topic, sensor_qos())
-        self.t = 1_000.0
-        self.taken = 0
-
-    def publish(self, audio: np.ndarray, fmt: str = "int16") -> None:
-        publish_audio(self.client, self.audio_pub, audio, RATE, self.t, speed=5.0, fmt=fmt)
-        self.t += len(audio) / RATE
-
-    def wait_windows(self, n: int, timeout: float = 30.0) -> list:
-        """The next `n` AudioPredicates messages not yet taken by a test (waits for them)."""
-        start = self.taken
-        self.client.spin_until(lambda: len(self.preds) >= start + n, timeout, f"{n} windows", self.node)
-        self.client.spin_for(3 * HOP)  # and no more than n: nothing else is in flight
-        self.taken = len(self.preds)
-        return self.preds[start:]
-
-    def set_config(self, path) -> tuple[bool, str]:
-        """Call the node's SetParameters service, as `ros2 param set` would."""
-        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-        from rcl_interfaces.srv import SetParameters
-
-        cli = self.client.node.create_client(SetParameters, f"{self.node.ns}/{self.node.name}/set_parameters")
-        self.client.spin_until(lambda: cli.service_is_ready(), 30, "the set_parameters service", self.node)
-        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(path))
-        future = cli.call_async(SetParameters.Request(parameters=[Parameter(name="config", value=value)]))
-        self.client.spin_until(future.done, 60, "the set_parameters reply", self.node)
-        result = future.result().results[0]
-        self.client.node.destroy_client(cli)
-        return result.successful, result.reason
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("node")
@@ -125,7 +83,7 @@ def session(tmp_path_factory, tiny_model_dir):
                         "diagnostics_period_s": 0.5, "frame_id": "test_mic"})
     client = RosClient()
     try:
-        s = Session(node, client, files)
+        s = Session(node, client, files, RATE, HOP)
         wait_until_up(client, node, s.audio_pub)
         yield s
     finally:
@@ -169,7 +127,9 @@ def test_hot_reload_good_then_bad(session: Session) -> None:
 
     ok, reason = session.set_config(session.files["bad"])
     assert not ok and "predicates.kettle.threshold" in reason and "keeping the previous" in reason
-    assert any("config reload rejected" in line for line in session.node.lines)
+    # the reply can come back over DDS before the node's log line has come through its pipe
+    session.client.spin_until(lambda: any("config reload rejected" in line for line in session.node.lines), 10,
+                              "the rejection in the node's log", session.node)
     session.publish(_noise(1.0, seed=3))
     msgs = session.wait_windows(2)
     assert all(m.names == ["kettle"] for m in msgs)  # the old (good) set stays live
