@@ -22,10 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "test")]  # clap_core, and msclap's reference built on Microsoft's code
 
 from clap_core import load_model, load_torch_model  # noqa: E402
-from clap_core.precision import cpu_description  # noqa: E402
 from references.msclap_reference import build_msclap_2022  # noqa: E402
 
-from bench.timing import time_call  # noqa: E402
+from bench.timing import start_run, time_call  # noqa: E402
 
 
 def _parity(got: torch.Tensor, expected: torch.Tensor) -> dict[str, float]:
@@ -72,11 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--onnx", action="store_true", help="also time the ONNX Runtime export (onnx_model)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 5-s clips at 44.1 kHz, "
-          f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
-    print(f"CPU: {cpu_description()}")
+    start_run(args.threads, f"5-s clips at 44.1 kHz, median of {args.repeats}")
     print(f"{'batch':>5} {'msclap s':>9} {'ours s':>8} {'ours/msclap':>11} {'CPU ratio':>9} "
           f"{'min cos':>9} {'max |diff|':>10}")
     rows = run(repeats=args.repeats, onnx=args.onnx)

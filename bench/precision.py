@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from clap_core import load_torch_model  # noqa: E402
 from clap_core.audio_io import load_audio, resample  # noqa: E402
 from clap_core.clips import clip_windows  # noqa: E402
-from bench.timing import time_call  # noqa: E402
+from bench.timing import start_run, time_call  # noqa: E402
 from clap_core.errors import ClapError  # noqa: E402
-from clap_core.precision import PRECISIONS, apply_precision, cpu_description  # noqa: E402
+from clap_core.precision import PRECISIONS, apply_precision  # noqa: E402
 
 SOUNDS45 = ROOT.parent / "shared" / "data" / "sounds45"  # ../shared from the repository (--sounds45 for another)
 FAMILIES = ("default", "cnn14-2022", "htsat-2023", "laion")
@@ -154,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sounds45", type=Path, default=SOUNDS45, help="the sounds45 folder (labels.csv)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-          f"{args.clips} sounds45 clips; load average before: {os.getloadavg()[0]:.2f}")
-    print(f"CPU: {cpu_description()}")
+    start_run(args.threads, f"device {args.device}, {args.clips} sounds45 clips")
     try:
         everything = sounds45(args.sounds45)
     except ClapError as exc:
