@@ -123,3 +123,77 @@ def default_torch_model():
     from clap_core import load_torch_model
 
     return _default(load_torch_model)
+
+
+# -- the big families: MS-CLAP 2023 and LAION-CLAP, random weights (test/core, test/test_families.py) --
+GPT2_RANKS = REPO / ".cache" / "gpt2" / "gpt2.tiktoken"
+
+
+def _gpt2_ranks() -> Path:
+    if not GPT2_RANKS.is_file():
+        pytest.fail(f"{GPT2_RANKS} missing: run scripts/setup.sh (it fetches the openai-whisper sdist)")
+    return GPT2_RANKS
+
+
+def _read_audio(path: str):
+    """torchaudio.load's contract (channels × samples, rate) for msclap's reader."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    return torch.from_numpy(np.ascontiguousarray(data.T)), rate
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """GPT-2's tokenizer files (from the openai-whisper ranks) in a fresh weights folder."""
+    from clap_core.gpt2_bpe import write_tokenizer_files
+
+    return write_tokenizer_files(_gpt2_ranks(), tmp_path_factory.mktemp("weights") / "gpt2")
+
+
+@pytest.fixture(scope="session")
+def ms23(tokenizer_dir):
+    """(msclap wrapper, our model loaded by registered name, checkpoint path): msclap's own 2023
+    model with seeded random weights (real size, ~640 MB) as CLAP_weights_2023.pth in a weights
+    folder beside the tokenizer; CLAP_WEIGHTS_DIR points there for the session."""
+    import sys
+
+    import torch
+
+    from clap_core import load_torch_model
+    from references.msclap_reference import build_msclap_2023_wrapper
+
+    weights_dir = tokenizer_dir.parent
+    empty = weights_dir / "empty.pth"
+    torch.save({"model": {}}, str(empty))
+    wrapper = build_msclap_2023_wrapper(empty, tokenizer_dir, seed=3)
+    state = dict(wrapper.clap.state_dict())
+    # What older transformers wrote into GPT-2 checkpoints (see the field notes): accepted by name.
+    for i in range(12):
+        state[f"caption_encoder.base.h.{i}.attn.bias"] = torch.tril(torch.ones(1024, 1024, dtype=torch.bool))[None, None]
+        state[f"caption_encoder.base.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    path = weights_dir / "CLAP_weights_2023.pth"
+    torch.save({"model": state}, str(path))
+    del state
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAP_WEIGHTS_DIR", str(weights_dir))
+        model = load_torch_model("msclap-2023")
+        sys.modules["torchaudio"].load = _read_audio  # msclap's reader; the stub has none
+        yield wrapper, model, path
+
+
+@pytest.fixture(scope="session")
+def laion(tmp_path_factory):
+    """(transformers ClapModel, its ClapProcessor, weights folder holding the saved model as
+    laion--clap-htsat-unfused): a small random `ClapConfig`."""
+    from references.msclap_reference import roberta_style_tokenizer, write_random_laion_folder
+
+    ranks = _gpt2_ranks()
+    base = tmp_path_factory.mktemp("laion")
+    tokenizer = roberta_style_tokenizer(ranks, base / "check")
+    assert tokenizer("Hello world")["input_ids"] == [0, 15496 + 4, 995 + 4, 2]  # GPT-2's ids, shifted
+    weights = base / "weights"
+    model, processor = write_random_laion_folder(weights / "laion--clap-htsat-unfused", ranks)
+    return model, processor, weights

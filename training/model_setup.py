@@ -18,12 +18,17 @@ from .config import TrainConfig
 def build_model(config: TrainConfig):
     """The starting model: fine-tune named/loaded weights, or a fresh one from a model config."""
     from clap_core import load_torch_model
-    from clap_core.model import create_model
+    from clap_core.model import ClapModel, create_model
     from clap_core.config import ModelConfig
 
     section = config.model
     if section.weights is not None:
-        return load_torch_model(section.weights, device="cpu")
+        model = load_torch_model(section.weights, device="cpu")
+        if not isinstance(model, ClapModel):  # LAION-CLAP: transformers' ClapModel, no towers to freeze here
+            raise ConfigError(f"model.weights={section.weights}: {type(model).__name__} (LAION-CLAP) cannot be "
+                              "fine-tuned by training/train.py yet; fine-tune a project checkpoint, MS-CLAP "
+                              "2022 or 2023 weights, or 'default'")
+        return model
     spec = section.config
     if isinstance(spec, str):
         path = Path(spec)

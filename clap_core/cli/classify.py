@@ -14,7 +14,6 @@ from .common import add_model_options, check_template, labels_from, run, warn
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clap-classify", description=__doc__)
     parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, …)")
-    parser.add_argument("--labels", help='comma-separated labels, e.g. "dog barking,rain,siren"')
     parser.add_argument("--top", type=int, default=3, help="labels to print per file")
     add_model_options(parser)
     return parser
@@ -25,6 +24,7 @@ def _main(argv: list[str] | None) -> int:
     labels = labels_from(args)
     template = check_template(args.template)
     model = load_model(args.weights, device=args.device, device_parameter="--device")
+    template = template or model.template
     text_emb = prompt_embeddings(model, labels, template)
     failures = 0
     for path in args.files:

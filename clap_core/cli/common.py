@@ -14,7 +14,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="default",
                         help="'default', a registered name (msclap-2022) or a checkpoint path")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when torch sees one)")
-    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template with one {} for the label")
+    parser.add_argument("--template", help="prompt template with one {} for the label (default: the one the "
+                        f"model was trained with, usually {DEFAULT_TEMPLATE!r})")
+    # --labels here for every CLI: where a parser lacked it, argparse took "--labels" for an
+    # abbreviation of --labels-file and read the label list as a file name.
+    parser.add_argument("--labels", help='comma-separated labels, e.g. "dog barking,rain,siren"')
     parser.add_argument("--labels-file", help="one label per line")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
@@ -38,7 +42,7 @@ def labels_from(args: argparse.Namespace, fallback: list[str] | None = None) -> 
     """Labels from --labels-file, else --labels "a,b,c", else the fallback."""
     if args.labels_file:
         return read_label_list(args.labels_file)
-    text = getattr(args, "labels", None)
+    text = args.labels
     if text:
         labels = [label.strip() for label in text.split(",") if label.strip()]
         if labels:
@@ -48,8 +52,9 @@ def labels_from(args: argparse.Namespace, fallback: list[str] | None = None) -> 
     raise ClapError("no labels: pass --labels \"a,b,c\" or --labels-file FILE")
 
 
-def check_template(template: str) -> str:
-    if template.count("{}") != 1:
+def check_template(template: str | None) -> str | None:
+    """The --template given, checked before any model loads; None (not given): the model's own."""
+    if template is not None and template.count("{}") != 1:
         raise ClapError(f"--template: needs exactly one {{}} for the label, got {template!r}")
     return template
 

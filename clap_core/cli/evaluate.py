@@ -34,6 +34,7 @@ def zero_shot(args: argparse.Namespace) -> dict:
     if unknown:
         raise ClapError(f"{args.manifest}: labels not among the classes: {', '.join(unknown[:10])}")
     model = load_model(args.weights, device=args.device, device_parameter="--device")
+    template = template or model.template
     text_emb = prompt_embeddings(model, classes, template)
     hits: dict[str, list[int]] = defaultdict(list)
     skipped = []

@@ -145,3 +145,21 @@ def test_classify_needs_labels_and_valid_template(tiny_model_dir, sounds45):
     assert result.returncode == 2 and "--labels" in result.stderr
     result = _cli("clap-classify", good, "--labels", "a,b", "--template", "no slot", "--weights", tiny_model_dir)
     assert result.returncode == 2 and "--template" in result.stderr
+
+
+def test_default_template_is_the_model_own_and_eval_takes_labels(tiny_model_dir, small_manifest, tmp_path):
+    """Without --template both CLIs use the template the weights' config names (was: always the
+    2022 paper's); clap-eval's --labels is a label list (was: taken as --labels-file's abbreviation)."""
+    import shutil
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    config["template"] = "the noise of {} here"
+    (model / "config.json").write_text(json.dumps(config))
+    good = small_manifest.read_text().splitlines()[1].split(",")[0]
+    (record,) = read_json_lines(_cli("clap-classify", good, "--labels", "a,b", "--weights", model, "--json").stdout)
+    assert record["template"] == "the noise of {} here"
+    result = _cli("clap-eval", "zeroshot", "--manifest", small_manifest, "--weights", model, "--json",
+                  "--labels", "hammer metal,water splash,bicycle bell,rain")
+    summary = json.loads(result.stdout)
+    assert summary["template"] == "the noise of {} here" and summary["n_classes"] == 4, result.stderr

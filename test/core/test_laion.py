@@ -18,24 +18,8 @@ from clap_core import CheckpointError, load_torch_model
 from clap_core.resample import resample
 
 ROOT = Path(__file__).resolve().parents[2]
-RANKS = ROOT / ".cache" / "gpt2" / "gpt2.tiktoken"
 SOUNDS = ROOT.parent / "shared" / "data" / "sounds45"
 PROMPTS = ["This is a sound of water.", "a bicycle bell rings", "Hello world"]
-
-
-@pytest.fixture(scope="session")
-def laion(tmp_path_factory):
-    """(transformers ClapModel, its ClapProcessor, weights folder holding the saved model)."""
-    from references.msclap_reference import roberta_style_tokenizer, write_random_laion_folder
-
-    if not RANKS.is_file():
-        pytest.fail(f"{RANKS} missing: run scripts/setup.sh (it fetches the openai-whisper sdist)")
-    base = tmp_path_factory.mktemp("laion")
-    tokenizer = roberta_style_tokenizer(RANKS, base / "check")
-    assert tokenizer("Hello world")["input_ids"] == [0, 15496 + 4, 995 + 4, 2]  # GPT-2's ids, shifted
-    weights = base / "weights"
-    model, processor = write_random_laion_folder(weights / "laion--clap-htsat-unfused", RANKS)
-    return model, processor, weights
 
 
 def _clips_48k(n: int) -> list[np.ndarray]:

@@ -3,14 +3,12 @@
 The reference is msclap 1.3.4's `CLAPWrapper(version="2023")` built offline with seeded random
 weights (`test/references/msclap_reference.py: build_msclap_2023_wrapper`); its audio goes through msclap's own
 `preprocess_audio` and its text through msclap's own `preprocess_text`. One real-size random
-checkpoint (~640 MB) is written once per session.
+checkpoint (~640 MB) is written once per session (the `ms23` fixture, test/conftest.py).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -19,11 +17,9 @@ import torch.nn.functional as F
 from clap_core import CheckpointError, ConfigError, load_torch_model
 from clap_core.checkpoints import load_checkpoint
 from clap_core.config import msclap_2023_config
-from clap_core.gpt2_bpe import write_tokenizer_files
 from clap_core.towers.registry import build_text_tower
 
 ROOT = Path(__file__).resolve().parents[2]
-RANKS = ROOT / ".cache" / "gpt2" / "gpt2.tiktoken"
 SOUNDS = ROOT.parent / "shared" / "data" / "sounds45"
 # Clips shorter than msclap's 7 s: its preprocessing repeats them (no random crop), so both
 # sides see the same samples.
@@ -39,43 +35,6 @@ def _clip_paths() -> list[str]:
             path = next(p for p in sorted(path.glob("*.flac")) if sf.info(str(p)).duration < 7.0)
         paths.append(str(path))
     return paths
-
-
-def _read_audio(path: str) -> tuple[torch.Tensor, int]:
-    """torchaudio.load's contract (channels × samples, rate) for msclap's reader."""
-    data, rate = sf.read(path, dtype="float32", always_2d=True)
-    return torch.from_numpy(np.ascontiguousarray(data.T)), rate
-
-
-@pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    if not RANKS.is_file():
-        pytest.fail(f"{RANKS} missing: run scripts/setup.sh (it fetches the openai-whisper sdist)")
-    return write_tokenizer_files(RANKS, tmp_path_factory.mktemp("weights") / "gpt2")
-
-
-@pytest.fixture(scope="session")
-def ms23(tokenizer_dir):
-    """(msclap wrapper, our model loaded by registered name, checkpoint path)."""
-    from references.msclap_reference import build_msclap_2023_wrapper
-
-    weights_dir = tokenizer_dir.parent
-    empty = weights_dir / "empty.pth"
-    torch.save({"model": {}}, str(empty))
-    wrapper = build_msclap_2023_wrapper(empty, tokenizer_dir, seed=3)
-    state = dict(wrapper.clap.state_dict())
-    # What older transformers wrote into GPT-2 checkpoints (see the field notes): accepted by name.
-    for i in range(12):
-        state[f"caption_encoder.base.h.{i}.attn.bias"] = torch.tril(torch.ones(1024, 1024, dtype=torch.bool))[None, None]
-        state[f"caption_encoder.base.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
-    path = weights_dir / "CLAP_weights_2023.pth"
-    torch.save({"model": state}, str(path))
-    del state
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLAP_WEIGHTS_DIR", str(weights_dir))
-        model = load_torch_model("msclap-2023")
-        sys.modules["torchaudio"].load = _read_audio  # msclap's reader; the stub has none
-        yield wrapper, model, path
 
 
 def test_tokenizer_gives_published_gpt2_ids(tokenizer_dir, ms23):

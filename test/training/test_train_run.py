@@ -229,3 +229,45 @@ def test_finetune_the_default_model_text_side(tmp_path, manifests, sounds45, wri
     after = saved.text_tower.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert all(torch.equal(after[k], v) for k, v in trainer.model.text_tower.state_dict().items())
+
+
+@pytest.mark.slow
+def test_finetune_from_an_msclap_2023_checkpoint(tmp_path, ms23, manifests, sounds45, write_run_config, monkeypatch):
+    """training/train.py on the 2023 layout (HTS-AT + GPT-2, random weights of the real size) by
+    registered name: projections and logit scale learn, frozen towers stay as they were, and the saved
+    checkpoint reloads through load_torch_model with exactly the trained weights. One epoch of
+    2 steps on 7-s clips (the model's own length)."""
+    from clap_core import load_torch_model
+
+    monkeypatch.setenv("CLAP_WEIGHTS_DIR", str(ms23[2].parent))
+    tiny = dict(manifests)
+    for name in ("train", "val"):
+        lines = manifests[name].read_text().splitlines()
+        tiny[name] = tmp_path / manifests[name].name
+        tiny[name].write_text("\n".join(lines[:9] if name == "train" else lines[:2]) + "\n")
+    path = write_run_config(tmp_path / "run.yaml", {}, tiny, sounds45, tmp_path / "out",
+                            train={"epochs": 1, "eval_batch_size": 2, "eval_first": False}, data={"zeroshot": None})
+    assert main(["--config", str(path), "--set", "model.config=null", "--set", "model.weights=msclap-2023",
+                 "--set", "model.audio_tower=frozen", "--set", "model.text_tower=frozen"]) == 0
+    start = ms23[1].state_dict()
+    saved = load_torch_model(tmp_path / "out" / "last")
+    assert saved.config.name == "msclap-2023" and saved.clip_seconds == 7.0
+    after = saved.state_dict()
+    assert after.keys() == start.keys()
+    frozen = [k for k in start if k.startswith(("audio_tower.", "text_tower."))]
+    assert frozen and all(torch.equal(start[k], after[k]) for k in frozen)
+    learned = [k for k in start if k not in frozen]
+    assert learned and all(not torch.equal(start[k], after[k]) for k in learned if k.endswith("weight")), learned
+
+
+@pytest.mark.slow
+def test_laion_weights_are_refused_in_one_line(tmp_path, laion, manifests, sounds45, write_run_config, capsys):
+    """LAION-CLAP folders load everywhere else, but training has no frozen/trainable towers for them:
+    one line saying so (was: an AttributeError traceback from set_trainable)."""
+    path = write_run_config(tmp_path / "run.yaml", {}, manifests, sounds45, tmp_path / "out", train={"epochs": 1})
+    weights = laion[2] / "laion--clap-htsat-unfused"
+    assert main(["--config", str(path), "--set", "model.config=null", "--set", f"model.weights={weights}"]) == 2
+    err = capsys.readouterr().err  # (besides transformers' "Loading weights" bar)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "LaionClapModel (LAION-CLAP) cannot be fine-tuned" in errors[0], err
+    assert "Traceback" not in err
