@@ -250,17 +250,40 @@ class PredicateNode:
             self.recorder.close()
 
 
-def _stop_start_up_on_sigterm(starting: threading.Event) -> None:
+def _stop_start_up_on_sigterm(starting: threading.Event) -> threading.Event:
     """SIGTERM while the node starts ends the start, as SIGINT does (KeyboardInterrupt: a child
     process exporting or embedding is killed, its temporary folder removed). rclpy's own handler
     only shuts the context down: the start went on loading for seconds, then died on the dead
     context with a traceback and exit code 1. Installed before `rclpy.init`, whose handler calls it;
-    once started it does nothing and rclpy's shutdown ends the spin."""
+    once started it does nothing and rclpy's shutdown ends the spin. Returns an event set by a
+    start-up SIGTERM: a KeyboardInterrupt raised inside a callback Python ignores exceptions from
+    (importlib's module-lock callback, seen in the 20-cycle test) is lost, and the start then fails
+    on the dead context instead — with the event set, that failure is the stop, not an error."""
+    stopped = threading.Event()
+
     def on_sigterm(signum: int, frame: Any) -> None:
         if starting.is_set():
+            stopped.set()
             raise KeyboardInterrupt("SIGTERM during start-up")
 
+    def quiet_lost_stop(unraisable: Any) -> None:  # that lost KeyboardInterrupt is not an error
+        if not (stopped.is_set() and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            sys.__unraisablehook__(unraisable)
+
     signal.signal(signal.SIGTERM, on_sigterm)
+    sys.unraisablehook = quiet_lost_stop
+    return stopped
+
+
+def _start_failure(node: Any, exc: Exception) -> int:
+    """The exit code of a failed start: 2 with one FATAL line for what a user can fix."""
+    if isinstance(exc, ClapError):
+        node.get_logger().fatal(f"cannot start: {exc}")
+    elif isinstance(exc, ImportError):
+        node.get_logger().fatal(f"cannot start: {exc}; {interfaces_hint()}")
+    else:
+        raise exc
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     starting = threading.Event()
     starting.set()
-    _stop_start_up_on_sigterm(starting)
+    stopped = _stop_start_up_on_sigterm(starting)
     rclpy.init(args=argv if argv is not None else sys.argv)
     # The inference thread calls into torch (runtime 'torch') dozens of times per window and must
     # win the GIL back from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14
@@ -282,17 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = PredicateNode(node)
         starting.clear()
+        if stopped.is_set():  # its KeyboardInterrupt was lost where it landed
+            raise KeyboardInterrupt("SIGTERM during start-up")
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ClapError as exc:
-        node.get_logger().fatal(f"cannot start: {exc}")
-        code = 2
-    except ImportError as exc:
-        node.get_logger().fatal(f"cannot start: {exc}; {interfaces_hint()}")
-        code = 2
+    except Exception as exc:  # noqa: BLE001 - sorted by _start_failure; the rest re-raised
+        if not stopped.is_set():  # after a start-up SIGTERM, a failure on the dead context is the stop
+            code = _start_failure(node, exc)
     finally:
         starting.clear()  # a SIGTERM now must not interrupt the clean-up
         if app is not None:
