@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "test")]  # clap_core, and the tests' seeded random checkpoints
 
 from clap_core import load_torch_model  # noqa: E402
 from clap_core.audio_io import load_audio, resample  # noqa: E402
@@ -72,7 +72,8 @@ def windows(model, paths: list[Path]) -> torch.Tensor:
 
 def family_weights(family: str, tmp: Path) -> str:
     """Weights for a family: the shipped default, or seeded random weights of the real size."""
-    from clap_core.reference import write_msclap_checkpoint, write_random_2023_checkpoint, write_random_laion_folder
+    from references.msclap_reference import (write_msclap_checkpoint, write_random_2023_checkpoint,
+                                             write_random_laion_folder)
 
     ranks = ROOT / ".cache" / "gpt2" / "gpt2.tiktoken"  # fetched by scripts/setup.sh
     if family != "default" and family != "cnn14-2022" and not ranks.is_file():
