@@ -59,13 +59,18 @@ def build_msclap_2022(seed: int = 0) -> torch.nn.Module:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                n = module.num_features
-                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+                _randomise_statistics(module, generator)
+                module.weight.copy_(1.0 + 0.1 * torch.randn(module.num_features, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(module.num_features, generator=generator))
         model.logit_scale.add_(0.1 * torch.randn((), generator=generator))
     return model.eval()
+
+
+def _randomise_statistics(module: torch.nn.Module, generator: torch.Generator) -> None:
+    """A BatchNorm's running mean and variance, away from 0 and 1 (an untrained net's), drawn in
+    this order from `generator`."""
+    module.running_mean.copy_(0.1 * torch.randn(module.num_features, generator=generator))
+    module.running_var.copy_(0.5 + torch.rand(module.num_features, generator=generator))
 
 
 def write_msclap_checkpoint(path: str | Path, seed: int = 0) -> Path:
@@ -176,9 +181,7 @@ def _randomise_norms(model: torch.nn.Module, seed: int) -> None:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                n = module.num_features
-                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                _randomise_statistics(module, generator)
             if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) and module.weight is not None:
                 shape = module.weight.shape
                 module.weight.copy_(1.0 + 0.1 * torch.randn(shape, generator=generator))
