@@ -13,7 +13,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -19,7 +19,6 @@ from safetensors.torch import save_file
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 from .model import ClapModel
-from .msclap_2022 import save_msclap_checkpoint  # noqa: F401 - part of this module's API
 from .state_loading import load_state, new_model, text_width
 from .towers.text_source import TextTowerSource
 from .weights_files import read_safetensors, read_torch_checkpoint

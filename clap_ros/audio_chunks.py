@@ -14,10 +14,6 @@ import numpy as np
 Log = Callable[[str, str], None]  # (level: "info"|"warn"|"error", message)
 
 
-def _print_log(level: str, message: str) -> None:
-    print(f"[{level}] {message}", flush=True)
-
-
 def print_log(level: str, message: str) -> None:
     print(f"[{level}] {message}", flush=True)
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from clap_core import CheckpointError, UnknownWeightsError, load_torch_model
-from clap_core.checkpoints import (read_torch_checkpoint, save_checkpoint, save_msclap_checkpoint)
+from clap_core.checkpoints import read_torch_checkpoint, save_checkpoint
+from clap_core.msclap_2022 import save_msclap_checkpoint
 from references.msclap_reference import build_msclap_2022
 
 
