@@ -250,33 +250,39 @@ class PredicateNode:
             self.recorder.close()
 
 
-def _stop_start_up_on_sigterm(starting: threading.Event) -> threading.Event:
-    """SIGTERM while the node starts ends the start, as SIGINT does (KeyboardInterrupt: a child
-    process exporting or embedding is killed, its temporary folder removed). rclpy's own handler
-    only shuts the context down: the start went on loading for seconds, then died on the dead
-    context with a traceback and exit code 1. Installed before `rclpy.init`, whose handler calls it;
-    once started it does nothing and rclpy's shutdown ends the spin. Returns an event set by a
-    start-up SIGTERM: a KeyboardInterrupt raised inside a callback Python ignores exceptions from
-    (importlib's module-lock callback, seen in the 20-cycle test) is lost, and the start then fails
-    on the dead context instead — with the event set, that failure is the stop, not an error."""
+def _stop_start_up_on_signal(starting: threading.Event) -> threading.Event:
+    """SIGINT or SIGTERM while the node starts ends the start (KeyboardInterrupt: a child process
+    exporting or embedding is killed, its temporary folder removed). rclpy's own handler only shuts
+    the context down: the start went on loading for seconds, then died on the dead context with a
+    traceback and exit code 1. Installed before `rclpy.init`, whose handler calls it; once started it
+    does nothing and rclpy's shutdown ends the spin. Returns an event set by a start-up signal: a
+    KeyboardInterrupt raised inside a callback Python ignores exceptions from (importlib's
+    module-lock callback, seen in the 20-cycle test) is lost, and the start then fails on the dead
+    context instead — with the event set, that failure is the stop, not an error."""
     stopped = threading.Event()
 
-    def on_sigterm(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         if starting.is_set():
             stopped.set()
-            raise KeyboardInterrupt("SIGTERM during start-up")
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} during start-up")
 
     def quiet_lost_stop(unraisable: Any) -> None:  # that lost KeyboardInterrupt is not an error
         if not (stopped.is_set() and isinstance(unraisable.exc_value, KeyboardInterrupt)):
             sys.__unraisablehook__(unraisable)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     sys.unraisablehook = quiet_lost_stop
     return stopped
 
 
-def _start_failure(node: Any, exc: Exception) -> int:
-    """The exit code of a failed start: 2 with one FATAL line for what a user can fix."""
+def _failure_exit_code(node: Any, exc: Exception, stopped: threading.Event) -> int:
+    """The exit code of a start or spin that raised: 0 when a signal had asked the node to stop
+    (a failure on the context rclpy's handler shut down is that stop: the 20-cycle test saw
+    rclpy's executor raise RCLError, not ExternalShutdownException, when SIGTERM landed between its
+    check and its wait set), 2 with one FATAL line for what a user can fix; anything else re-raised."""
+    if stopped.is_set() or not node.context.ok():
+        return 0
     if isinstance(exc, ClapError):
         node.get_logger().fatal(f"cannot start: {exc}")
     elif isinstance(exc, ImportError):
@@ -288,12 +294,19 @@ def _start_failure(node: Any, exc: Exception) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry: exit 0 on SIGINT/SIGTERM, 2 with a one-line message on a bad start."""
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # a start-up stop whose interrupt landed on the error or clean-up path
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     starting = threading.Event()
     starting.set()
-    stopped = _stop_start_up_on_sigterm(starting)
+    stopped = _stop_start_up_on_signal(starting)
     rclpy.init(args=argv if argv is not None else sys.argv)
     # The inference thread calls into torch (runtime 'torch') dozens of times per window and must
     # win the GIL back from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14
@@ -306,17 +319,16 @@ def main(argv: list[str] | None = None) -> int:
         app = PredicateNode(node)
         starting.clear()
         if stopped.is_set():  # its KeyboardInterrupt was lost where it landed
-            raise KeyboardInterrupt("SIGTERM during start-up")
+            raise KeyboardInterrupt("signal during start-up")
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception as exc:  # noqa: BLE001 - sorted by _start_failure; the rest re-raised
-        if not stopped.is_set():  # after a start-up SIGTERM, a failure on the dead context is the stop
-            code = _start_failure(node, exc)
+    except Exception as exc:  # noqa: BLE001 - sorted by _failure_exit_code; the rest re-raised
+        code = _failure_exit_code(node, exc, stopped)
     finally:
-        starting.clear()  # a SIGTERM now must not interrupt the clean-up
+        starting.clear()  # a signal now must not interrupt the clean-up
         if app is not None:
             app.close()
         node.destroy_node()

@@ -69,7 +69,7 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"node did not exit within {timeout} s; output:\n{self.output}") from None
-        self._reader.join(timeout=5)
+        self._reader.join(timeout=30)  # all its output, a traceback included, even on a loaded machine
         return code
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,9 +196,9 @@ def test_twenty_start_stop_cycles_leave_nothing_behind(tmp_path, msclap_checkpoi
 
 LOST_STOP = """
 import os, signal, sys, threading, time
-from clap_ros.predicate_node import _stop_start_up_on_sigterm
+from clap_ros.predicate_node import _stop_start_up_on_signal
 starting = threading.Event(); starting.set()
-stopped = _stop_start_up_on_sigterm(starting)
+stopped = _stop_start_up_on_signal(starting)
 class Finaliser:  # a callback Python ignores exceptions from, as importlib's module-lock callback
     def __del__(self):
         os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.05)
@@ -215,3 +216,32 @@ def test_a_start_up_sigterm_lost_in_a_callback_is_still_the_stop() -> None:
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.stdout.strip() == "stopped", done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_a_failure_on_the_context_a_signal_shut_down_is_the_stop() -> None:
+    """Found by CI (test_sigterm_ends_the_node_with_exit_code_0): SIGTERM landed between rclpy's
+    executor checking its context and building its wait set, and the spin raised RCLError instead of
+    ExternalShutdownException: exit 1 with a traceback. A failure once the context is shut down is the
+    stop (exit 0); on a live context a user's error is one FATAL line (2) and anything else is raised."""
+    import rclpy
+    from rclpy.context import Context
+
+    from clap_core.errors import ConfigError
+    from clap_ros.predicate_node import _failure_exit_code
+
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(unique("exit_code"), context=context)
+    live = threading.Event()
+    try:
+        assert _failure_exit_code(node, ConfigError("predicates.x.threshold: bad"), live) == 2
+        with pytest.raises(RuntimeError, match="a bug"):
+            _failure_exit_code(node, RuntimeError("a bug"), live)
+        signalled = threading.Event()
+        signalled.set()
+        assert _failure_exit_code(node, RuntimeError("on the dead context"), signalled) == 0
+        context.shutdown()
+        assert _failure_exit_code(node, RuntimeError("failed to initialize wait set"), live) == 0
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
