@@ -98,7 +98,7 @@ def replay(engine: PredicateEngine, source: ReplaySource, stats: ReplayStats | N
     `engine.batch` windows); `prefetch` chunks are read ahead in a worker thread (0: none)."""
     stats = stats if stats is not None else ReplayStats()
     engine.reset()
-    n_gaps = len(engine.windower.gaps)
+    engine.windower.take_gaps()  # only this recording's
     block: list[tuple] = []
     block_s, block_max = 0.0, block_windows * engine.hop_s
     for chunk in prefetched(source.chunks, prefetch):
@@ -114,7 +114,7 @@ def replay(engine: PredicateEngine, source: ReplaySource, stats: ReplayStats | N
     yield from _count(engine.push_many(block), stats)
     yield from _count(engine.flush(), stats)
     t0 = stats.t_first or 0.0
-    stats.gaps = [(t - t0, length) for t, length in engine.windower.gaps[n_gaps:]]
+    stats.gaps = [(t - t0, length) for t, length in engine.windower.take_gaps()]
 
 
 def _count(results: list[WindowResult], stats: ReplayStats) -> Iterator[WindowResult]:

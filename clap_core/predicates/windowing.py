@@ -11,6 +11,7 @@ never glued silently. Samples that are NaN/inf or clipped are marked, and every 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ GAP, NONFINITE, CLIPPED = 1, 2, 4
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale is 1.0)
 CLIP_FRACTION = 1e-3  # a window is "clipped" when more than this share of it is
 HOP_S = 0.5  # seconds between windows unless told otherwise (the node's hop_s)
+GAP_RECORDS = 10_000  # gaps a Windower remembers (replay takes them per recording)
 
 
 @dataclass
@@ -98,9 +100,17 @@ class Windower:
         self.hop = max(1, round(hop_s * self.rate))
         self.gap_tolerance_s = gap_tolerance_s
         self.max_fill_s = max_fill_s
-        self.gaps: list[tuple[float, float]] = []  # (audio time of the gap, its length in s); <0: backwards
+        # (audio time of the gap, its length in s; <0: backwards), the latest GAP_RECORDS only: a
+        # node nobody drains would otherwise keep one per stamp jump of a jittery publisher for good.
+        self.gaps: deque[tuple[float, float]] = deque(maxlen=GAP_RECORDS)
         self.segment = 0
         self.reset()
+
+    def take_gaps(self) -> list[tuple[float, float]]:
+        """The gaps recorded since the last call (at most the latest GAP_RECORDS), and forget them."""
+        taken = list(self.gaps)
+        self.gaps.clear()
+        return taken
 
     def reset(self) -> None:
         """Forget all audio (next push starts a new segment, not flagged)."""

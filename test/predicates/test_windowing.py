@@ -66,7 +66,7 @@ def test_short_gap_is_filled_and_flagged() -> None:
     chunk = np.full(sr // 4, 0.1, np.float32)  # 0.25-s chunks; the one at t = 3.0 .. 3.5 is lost
     starts = [0.25 * i for i in range(24) if not 3.0 <= 0.25 * i < 3.5]
     wins = [x for t in starts for x in w.push(chunk, sr, t)]
-    assert w.gaps == [(3.0, pytest.approx(0.5))]
+    assert list(w.gaps) == [(3.0, pytest.approx(0.5))]
     flagged = [(x.t_start, x.t_end) for x in wins if "gap" in x.flags]
     assert flagged and all(s < 3.5 and e > 3.0 for s, e in flagged)
     # timing stays on one grid: every window is 2.0 s and hop 0.5 s apart
@@ -95,7 +95,7 @@ def test_small_jitter_is_not_a_gap() -> None:
     wins = []
     for i in range(40):
         wins += w.push(np.zeros(512, np.float32), sr, i * 512 / sr + rng.uniform(-0.004, 0.004))
-    assert w.gaps == [] and all("gap" not in x.flags for x in wins)
+    assert not w.gaps and all("gap" not in x.flags for x in wins)
 
 
 def test_small_step_back_keeps_counting_and_flags() -> None:
@@ -148,3 +148,20 @@ def test_rate_change_starts_a_new_flagged_segment() -> None:
 def test_level_dbfs() -> None:
     assert level_dbfs(np.full(100, 0.1, np.float32)) == pytest.approx(-20.0, abs=1e-3)
     assert level_dbfs(np.zeros(10, np.float32)) == -120.0
+
+
+def test_gap_records_stay_bounded_and_are_taken_once(monkeypatch) -> None:
+    """A publisher whose stamps jitter by more than half a chunk records a gap per chunk; a node
+    runs for days and nothing drains them, so only the latest GAP_RECORDS are kept."""
+    from clap_core.predicates import windowing
+
+    monkeypatch.setattr(windowing, "GAP_RECORDS", 40)
+    sr = 16000
+    w = Windower(sr, window_s=1.0, hop_s=0.5)
+    chunk = np.full(sr // 10, 0.1, np.float32)
+    for i in range(400):  # every other chunk 0.2 s late, the next one back on time
+        w.push(chunk, sr, 0.1 * i + (0.2 if i % 2 else 0.0))
+    assert len(w.gaps) == 40
+    taken = w.take_gaps()
+    assert len(taken) == 40 and taken[-1][0] > 38.0  # the latest ones
+    assert w.take_gaps() == []
