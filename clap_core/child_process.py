@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from typing import Any, Callable
 
 from . import errors
@@ -32,17 +33,46 @@ _KINDS = {kind.__name__: kind for kind in (errors.ConfigError, errors.Checkpoint
                                              errors.ManifestError)}
 
 
+_running: set[subprocess.Popen] = set()  # children whose job is under way (any thread)
+_stopped: set[int] = set()  # pids that stop_children killed
+_lock = threading.Lock()
+
+
 def run_child(module: str, request: dict[str, Any], what: str, timeout_s: float = 600.0) -> bytes:
     """The child's stdout. A `ClapError` raised in the child comes back with its own message;
     anything else as the last line of its stderr. `what` names the job in errors."""
-    try:
-        done = subprocess.run([sys.executable, "-c", _BOOT, str(os.getpid()), module],
-                              input=json.dumps(request).encode(), capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise ClapError(f"the {what} child process gave no answer in {timeout_s:.0f} s") from None
-    if done.returncode != 0:
-        raise _child_error(done.stderr.decode(errors="replace"), done.returncode, what)
-    return done.stdout
+    with subprocess.Popen([sys.executable, "-c", _BOOT, str(os.getpid()), module], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        with _lock:
+            _running.add(proc)
+        try:
+            out, err = proc.communicate(json.dumps(request).encode(), timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise ClapError(f"the {what} child process gave no answer in {timeout_s:.0f} s") from None
+        except BaseException:  # KeyboardInterrupt included: never leave it running (Popen waits on exit)
+            proc.kill()
+            raise
+        finally:
+            with _lock:
+                _running.discard(proc)
+                stopped = proc.pid in _stopped
+                _stopped.discard(proc.pid)
+    if stopped:
+        raise ClapError(f"the {what} child process was stopped: this process is shutting down")
+    if proc.returncode != 0:
+        raise _child_error(err.decode(errors="replace"), proc.returncode, what)
+    return out
+
+
+def stop_children() -> None:
+    """Kill every child whose job is under way, so a process that is stopping does not wait for it
+    (a node's reload embedding its prompts: seconds, or the whole timeout if the child hangs). Each
+    interrupted `run_child` raises a ClapError that says so."""
+    with _lock:
+        for proc in _running:
+            _stopped.add(proc.pid)
+            proc.kill()
 
 
 def _child_error(stderr: str, code: int, what: str) -> ClapError:

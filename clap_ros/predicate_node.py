@@ -10,12 +10,14 @@ Run:  python -m clap_ros.predicate_node --ros-args -p config:=config/predicates.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 import threading
 import time
 from typing import Any
 
+from clap_core.child_process import stop_children
 from clap_core.errors import ClapError, ConfigError
 from clap_core.protocol import InferenceModel
 
@@ -242,7 +244,9 @@ class PredicateNode:
             self.recorder.message("/diagnostics", diag)
 
     def close(self) -> None:
-        """Stop capture and the inference thread (called once, on shutdown)."""
+        """Stop capture and the inference thread (called once, on shutdown); a reload's text child
+        is killed rather than waited for (the reload is then rejected, saying why)."""
+        stop_children()
         self._stop.set()
         self.source.stop()
         self._worker.join(timeout=5.0)
@@ -274,6 +278,27 @@ def _stop_start_up_on_signal(starting: threading.Event) -> threading.Event:
     signal.signal(signal.SIGTERM, on_signal)
     sys.unraisablehook = quiet_lost_stop
     return stopped
+
+
+def _stop_children_on_signal(starting: threading.Event) -> None:
+    """Once started, SIGINT/SIGTERM kill a reload's text child at once, from a thread of its own.
+
+    rclpy's executor does not always leave its spin while a callback runs: a reload embedding its
+    prompts kept the node for the child's whole run (4 s in the faults test, up to the child's
+    timeout if it hangs). Python's C-level handler writes each signal's number to the wakeup fd
+    whatever the main thread is doing; this thread reads it. During start-up the signal's
+    KeyboardInterrupt ends the child instead (`_stop_start_up_on_signal`)."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            received = set(os.read(read_fd, 64))
+            if not starting.is_set() and received & {signal.SIGINT, signal.SIGTERM}:
+                stop_children()
+
+    threading.Thread(target=watch, name="stop-children", daemon=True).start()
 
 
 def _failure_exit_code(node: Any, exc: Exception, stopped: threading.Event) -> int:
@@ -321,6 +346,7 @@ def _run(argv: list[str] | None) -> int:
     starting = threading.Event()
     starting.set()
     stopped = _stop_start_up_on_signal(starting)
+    _stop_children_on_signal(starting)
     rclpy.init(args=argv if argv is not None else sys.argv)
     # The inference thread calls into torch (runtime 'torch') dozens of times per window and must
     # win the GIL back from the executor thread each time; Python's default 5-ms hand-over made a 60-ms CNN14

@@ -48,3 +48,38 @@ def test_child_is_killed_when_its_parent_is_killed(tmp_path) -> None:
     finally:
         for pid in _tagged(tag):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_stop_children_ends_a_job_under_way_with_a_clear_error(tmp_path, monkeypatch) -> None:
+    """A stopping node kills its reload's child instead of waiting for it (up to the timeout if it
+    hangs): the job ends at once, the child is gone, and the error says why."""
+    import threading
+
+    import pytest
+
+    from clap_core import child_process
+    from clap_core.errors import ClapError
+
+    (tmp_path / "slow_child.py").write_text(SLOW_CHILD)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{ROOT}")
+    outcome: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            child_process.run_child("slow_child", {}, "slow job", timeout_s=300)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    end = time.monotonic() + 60
+    while not child_process._running:
+        assert time.monotonic() < end, "the child did not start"
+        time.sleep(0.02)
+    (proc,) = child_process._running
+    child_process.stop_children()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "run_child still waits for the stopped child"
+    assert proc.poll() is not None and not child_process._running
+    with pytest.raises(ClapError, match="the slow job child process was stopped: this process is shutting down"):
+        raise outcome[0]
