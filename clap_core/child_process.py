@@ -33,8 +33,7 @@ _KINDS = {kind.__name__: kind for kind in (errors.ConfigError, errors.Checkpoint
                                              errors.ManifestError)}
 
 
-_running: set[subprocess.Popen] = set()  # children whose job is under way (any thread)
-_stopped: set[int] = set()  # pids that stop_children killed
+_running: dict[subprocess.Popen, bool] = {}  # children whose job is under way (any thread): stopped?
 _lock = threading.Lock()
 
 
@@ -44,7 +43,7 @@ def run_child(module: str, request: dict[str, Any], what: str, timeout_s: float 
     with subprocess.Popen([sys.executable, "-c", _BOOT, str(os.getpid()), module], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         with _lock:
-            _running.add(proc)
+            _running[proc] = False
         try:
             out, err = proc.communicate(json.dumps(request).encode(), timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -55,9 +54,7 @@ def run_child(module: str, request: dict[str, Any], what: str, timeout_s: float 
             raise
         finally:
             with _lock:
-                _running.discard(proc)
-                stopped = proc.pid in _stopped
-                _stopped.discard(proc.pid)
+                stopped = _running.pop(proc)
     if stopped:
         raise ClapError(f"the {what} child process was stopped: this process is shutting down")
     if proc.returncode != 0:
@@ -71,7 +68,7 @@ def stop_children() -> None:
     interrupted `run_child` raises a ClapError that says so."""
     with _lock:
         for proc in _running:
-            _stopped.add(proc.pid)
+            _running[proc] = True
             proc.kill()
 
 
