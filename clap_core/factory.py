@@ -5,7 +5,7 @@ it, so the node, replay, calibration, the CLIs and the benches run the same runt
 weights. Runtimes:
 
 - "onnx": the audio path exported to ONNX and run by ONNX Runtime, torch never imported in this
-  process (`onnx_model.py`); only towers built from torch operations export (CNN14);
+  process (`onnx_model.py`); CNN14 and the default model's YAMNet export, HTS-AT and LAION not yet;
 - "torch": the torch module in this process (`torch_runtime.py`);
 - "auto": onnx where the weights' audio tower exports, torch otherwise.
 

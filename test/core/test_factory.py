@@ -1,6 +1,7 @@
 """`clap_core.load_model`: one contract for both runtimes, runtime and device choices, one-line errors."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -57,14 +58,30 @@ def test_logit_scale_is_exp_and_capped_and_similarity_uses_it(both, tiny_model_d
     assert TorchInferenceModel(hot).logit_scale == 100.0
 
 
-def test_auto_picks_onnx_for_cnn14_and_torch_for_yamnet(tiny_model_dir, default_weights) -> None:
-    assert choose_runtime(tiny_model_dir) == "onnx" and choose_runtime(default_weights) == "torch"
+@pytest.fixture
+def htsat_dir(tmp_path, default_weights):
+    """A project folder whose config names an HTS-AT tower (no ONNX export yet): read, never loaded."""
+    from clap_core.weights_registry import resolve_weights
+
+    folder = resolve_weights(default_weights)
+    folder = folder.parent if folder.suffix == ".safetensors" else folder
+    config = json.loads((folder / "config.json").read_text())
+    config["audio"]["kind"] = "htsat"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return tmp_path
+
+
+def test_auto_picks_onnx_where_the_tower_exports_and_torch_otherwise(tiny_model_dir, default_weights,
+                                                                      htsat_dir) -> None:
+    assert choose_runtime(tiny_model_dir) == "onnx" and choose_runtime(default_weights) == "onnx"
+    assert choose_runtime(htsat_dir) == "torch"
+    assert choose_runtime(default_weights, precision="bf16") == "torch"  # the ONNX path is fp32 only
     assert choose_runtime(tiny_model_dir, "torch") == "torch"
 
 
-def test_onnx_on_weights_that_do_not_export_is_one_line(default_weights) -> None:
+def test_onnx_on_weights_that_do_not_export_is_one_line(htsat_dir, default_weights) -> None:
     with pytest.raises(ConfigError) as info:
-        load_model(default_weights, runtime="onnx", runtime_parameter="--runtime")
+        load_model(htsat_dir, runtime="onnx", runtime_parameter="--runtime")
     assert "--runtime='onnx'" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="runtime='tensorflow' is not one of"):
         load_model(default_weights, runtime="tensorflow")

@@ -113,10 +113,46 @@ def test_nan_audio_is_a_clear_error(run) -> None:
     assert "NaN or infinite" in run[0]["nan_error"]
 
 
-def test_default_model_is_not_exported_and_says_what_to_use() -> None:
-    assert exportable("default") is False
-    with pytest.raises(ClapError, match="does not export|not one that exports.*load_model"):
-        load_onnx_model("default")
+DEFAULT_CHILD = """
+import json, sys
+import numpy as np
+from clap_core import load_model
+out = sys.argv[1]
+model = load_model("default")  # runtime auto: the YAMNet tower exports
+whole, parts, spans = model.embed_audio_parts(np.load(out + "/windows.npy"), 44100, 1.0, 0.5)
+np.savez(out + "/default.npz", whole=whole, parts=parts, spans=np.asarray(spans))
+print(json.dumps({"runtime": model.runtime, "torch": "torch" in sys.modules, "onnx": "onnx" in sys.modules,
+                  "transformers": "transformers" in sys.modules}))
+"""
+
+
+def test_default_model_runs_without_torch_and_hears_as_the_torch_runtime(windows, default_torch_model,
+                                                                         tmp_path) -> None:
+    """The default model in a fresh process: ONNX Runtime only (no torch, no `onnx` graph rewriting,
+    no text encoder), and the same whole-window and part embeddings as the torch module in this
+    one (the YAMNet runner is shared code; the projection graph is the exported part: measured
+    max |diff| 1.2e-7)."""
+    np.save(tmp_path / "windows.npy", windows)
+    done = subprocess.run([sys.executable, "-c", DEFAULT_CHILD, str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"runtime": "onnx", "torch": False, "onnx": False, "transformers": False}
+    got = np.load(tmp_path / "default.npz")
+    whole, parts, spans = default_torch_model.embed_audio_parts(windows, 44100, 1.0, 0.5)
+    assert np.abs(got["whole"] - whole.numpy()).max() <= 1e-5
+    assert got["parts"].shape == tuple(parts.shape) and np.abs(got["parts"] - parts.numpy()).max() <= 1e-5
+    np.testing.assert_allclose(got["spans"], np.asarray(spans))
+
+
+def test_a_tower_that_does_not_export_says_what_to_use(tmp_path: Path) -> None:
+    """A project folder whose audio tower has no export (HTS-AT) is refused before any child runs."""
+    config = json.loads((Path(__file__).parents[2] / "clap_core/weights/default/config.json").read_text())
+    config["audio"]["kind"] = "htsat"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert exportable(tmp_path) is False
+    with pytest.raises(ClapError, match="not one that exports.*load_model"):
+        load_onnx_model(tmp_path)
 
 
 def test_unknown_weights_name() -> None:
