@@ -111,10 +111,15 @@ def _default(loader):
 
 @pytest.fixture(scope="session")
 def default_model():
-    """The embedded default model (`load_model`), or a skip that says why (its weights may not be built yet)."""
+    """The embedded default model (`load_model`), or a skip that says why (its weights may not be built yet).
+
+    The torch runtime, for speed: engines built in tests embed their prompts in-process (≈ 30 ms)
+    instead of in a text child (≈ 7 s each) as the torch-free runtime `auto` picks does. The two
+    runtimes' agreement is tested (test/core/test_onnx_model.py; the live node, torch-free, against
+    replay with this model in test/bags/test_node_replay.py)."""
     from clap_core import load_model
 
-    return _default(load_model)
+    return _default(lambda weights: load_model(weights, runtime="torch"))
 
 
 @pytest.fixture(scope="session")

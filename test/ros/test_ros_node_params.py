@@ -66,6 +66,6 @@ def test_node_starts_with_compute_device_cpu(tmp_path) -> None:
         start = time.monotonic()
         while time.monotonic() - start < 180.0 and node.alive() and "predicates (kettle)" not in node.output:
             time.sleep(0.5)
-        assert node.alive() and "runs on torch, cpu" in node.output, node.output
+        assert node.alive() and "runs on onnx, cpu" in node.output, node.output
     finally:
         assert node.stop() == 0, node.output
