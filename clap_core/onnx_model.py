@@ -21,7 +21,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from .towers.text_source import embeddings_in_child
 
 EXPORTABLE_AUDIO_TOWERS = ("cnn14", "yamnet")
 TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
+if TYPE_CHECKING:
+    from .towers.yamnet_runner import YamnetRunner
+
 _GRAPH, _META = "audio.onnx", "model.json"
 _YAMNET, _PROJECTION = "yamnet.onnx", "projection.onnx"  # the YAMNet kind's two graphs
 
@@ -84,8 +87,8 @@ class GraphPath:
 class YamnetPath:
     """YAMNet's runner, then the projection graph on its pooled features (whole and parts)."""
 
-    def __init__(self, runner: Any, projection: Any) -> None:
-        self._runner, self._projection = runner, projection
+    def __init__(self, runner: YamnetRunner, projection: Any) -> None:
+        self._runner, self._projection = runner, projection  # projection: an ONNX Runtime session
 
     def _project(self, features: np.ndarray) -> np.ndarray:
         flat = np.ascontiguousarray(features.reshape(-1, features.shape[-1]), dtype=np.float32)
