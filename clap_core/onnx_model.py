@@ -36,11 +36,11 @@ from .precision import check_onnx_precision
 from .protocol import capped_scale, scaled_cosine
 from .towers.text_source import embeddings_in_child
 
-EXPORTABLE_AUDIO_TOWERS = ("cnn14", "yamnet")
-TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
 if TYPE_CHECKING:
     from .towers.yamnet_runner import YamnetRunner
 
+EXPORTABLE_AUDIO_TOWERS = ("cnn14", "yamnet")
+TIMEOUT_S = 900.0  # loading and exporting CNN14 takes ~10–20 s on 2 cores; a hung child must not hang us
 _GRAPH, _META = "audio.onnx", "model.json"
 _YAMNET, _PROJECTION = "yamnet.onnx", "projection.onnx"  # the YAMNet kind's two graphs
 
