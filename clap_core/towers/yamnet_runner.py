@@ -25,6 +25,15 @@ NUM_CLASSES = 521
 OUTPUTS = ("embedding", "probs", "both")
 
 
+def output_width(output: str, patch_hop_frames: int) -> int:
+    """The pooled vector's width for these options; a `ConfigError` names a bad option."""
+    if output not in OUTPUTS:
+        raise ConfigError(f"audio.options.output: '{output}' is not one of {', '.join(OUTPUTS)}")
+    if patch_hop_frames < 1:
+        raise ConfigError("audio.options.patch_hop_frames: must be a positive number of frames")
+    return {"embedding": EMBED_DIM, "probs": NUM_CLASSES, "both": EMBED_DIM + NUM_CLASSES}[output]
+
+
 class YamnetRunner:
     """waveform `[B, T]` float32 at 16 kHz → pooled YAMNet representation `[B, out_dim]`.
 
@@ -33,13 +42,9 @@ class YamnetRunner:
 
     def __init__(self, session: Any, scale: float, zero: int, output: str = "both",
                  patch_hop_frames: int = 48, max_weight: float = 0.5) -> None:
-        if output not in OUTPUTS:
-            raise ConfigError(f"audio.options.output: '{output}' is not one of {', '.join(OUTPUTS)}")
-        if patch_hop_frames < 1:
-            raise ConfigError("audio.options.patch_hop_frames: must be a positive number of frames")
         self.output = output
         self.max_weight = float(max_weight)
-        self.out_dim = {"embedding": EMBED_DIM, "probs": NUM_CLASSES, "both": EMBED_DIM + NUM_CLASSES}[output]
+        self.out_dim = output_width(output, patch_hop_frames)
         self.frontend = YamnetFrontend(FrontendConfig(patch_hop_frames=patch_hop_frames))
         self._session, self._scale, self._zero = session, float(scale), int(zero)
         self._input = session.get_inputs()[0].name

@@ -66,3 +66,30 @@ def test_weights_are_the_exports_int8_values(graphs):
         np.testing.assert_array_equal(by_output[d.output[0]], expected)
         checked += 1
     assert checked == 28  # 27 convolutions and the classifier
+
+
+LAZY_CHILD = """
+import json, sys
+import numpy as np
+from clap_core import load_torch_model
+model = load_torch_model("default")
+text = model.embed_text(["This is a sound of rain."])
+before = "onnx" in sys.modules
+audio = model.embed_audio(np.zeros((1, 16000), np.float32) + 0.01, 16000)
+print(json.dumps({"onnx_after_text": before, "onnx_after_audio": "onnx" in sys.modules,
+                  "text": list(text.shape), "audio": list(audio.shape)}))
+"""
+
+
+def test_the_graph_is_rewritten_only_when_audio_is_heard() -> None:
+    """A process that only embeds text with the default model (the text child of the ONNX
+    runtime) never imports `onnx` nor rewrites YAMNet; the first audio call does both."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LAZY_CHILD], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["onnx_after_text"] is False and report["onnx_after_audio"] is True, report
+    assert report["text"][0] == 1 and report["audio"] == report["text"], report
