@@ -170,7 +170,7 @@ class YamnetTower(AudioTower):
     The graph is rewritten and its session opened on first use, not when the model is built:
     the processes that build a model without hearing with this tower — the text child embedding
     prompts, the export child writing its own copy of the graph — skip importing `onnx` and the
-    rewrite (≈ 2 s on 2 cores)."""
+    rewrite (the text child: 4.3–4.6 s per call instead of 5.2–5.9 s, 2026-12-04, docs/core.md)."""
 
     def __init__(self, output: str = "both", patch_hop_frames: int = 48, threads: int = 2,
                  max_weight: float = 0.5) -> None:
@@ -179,7 +179,6 @@ class YamnetTower(AudioTower):
         self.out_dim = output_width(output, patch_hop_frames)
         self._options = (output, patch_hop_frames, max_weight)
         self._threads = threads
-        self._cache_entries = 0
         self._runner: YamnetRunner | None = None
 
     @property
@@ -187,7 +186,6 @@ class YamnetTower(AudioTower):
         if self._runner is None:
             session, scale, zero = _make_session(self._threads)
             self._runner = YamnetRunner(session, scale, zero, *self._options)
-            self._runner.cache_patches(self._cache_entries)
         return self._runner
 
     @property
@@ -195,8 +193,7 @@ class YamnetTower(AudioTower):
         return self.runner.patch_cache
 
     def cache_patches(self, entries: int) -> bool:
-        self._cache_entries = entries
-        return self._runner.cache_patches(entries) if self._runner is not None else entries > 0
+        return self.runner.cache_patches(entries)
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
