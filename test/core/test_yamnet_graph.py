@@ -1,6 +1,10 @@
 """The YAMNet tower's graph: int8 weights, float activations — the same numbers on every CPU."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import pytest
@@ -84,10 +88,6 @@ print(json.dumps({"onnx_after_text": before, "onnx_after_audio": "onnx" in sys.m
 def test_the_graph_is_rewritten_only_when_audio_is_heard() -> None:
     """A process that only embeds text with the default model (the text child of the ONNX
     runtime) never imports `onnx` nor rewrites YAMNet; the first audio call does both."""
-    import json
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", LAZY_CHILD], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
