@@ -10,7 +10,7 @@ per-rank loss) the ranks' losses are off by 0.59 and 1.38 and the gradients by 0
 """
 from __future__ import annotations
 
-import socket
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +58,6 @@ def _batch() -> tuple[torch.Tensor, list[str]]:
     return waves, captions
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _step(net: nn.Module, model: SmallClap, waves: torch.Tensor, captions: list[str]) -> dict:
     """One forward/backward/SGD step; loss, gradients and the weights after the step."""
     loss = net(waves, captions)
@@ -75,25 +69,32 @@ def _step(net: nn.Module, model: SmallClap, waves: torch.Tensor, captions: list[
     return {"loss": loss.detach(), "grads": grads, "weights": {n: p.detach().clone() for n, p in model.named_parameters()}}
 
 
-def _rank(rank: int, port: int, out: str) -> None:
+def _rank(rank: int, store: str, out: str) -> None:
+    """One rank's step and uneven gather, written to `out`; then out of the process without C++ teardown.
+
+    The store is a file, not a TCPStore hosted by rank 0, and the process leaves by `os._exit` once
+    gloo is destroyed: CI (2-core, full suite, 2026-12-04) saw rank 0 abort at exit with "terminate
+    called without an active exception" (a joinable C++ thread destroyed during teardown), even
+    after the barrier below. What this test checks is on disk by then; teardown is not its subject.
+    """
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
-    try:
-        waves, captions = _batch()
-        shard = slice(rank * BATCH // WORLD, (rank + 1) * BATCH // WORLD)
-        model = SmallClap()
-        net = nn.parallel.DistributedDataParallel(ContrastiveStep(model))
-        torch.save(_step(net, model, waves[shard], captions[shard]), Path(out) / f"rank{rank}.pt")
-        # uneven shards gather in rank order too
-        rows = torch.arange(rank + 1, dtype=torch.float32).unsqueeze(1) + 10 * rank
-        torch.save(gather_with_grad(rows), Path(out) / f"uneven{rank}.pt")
-        dist.barrier()  # neither rank tears gloo down while the other still talks (SIGABRT under load)
-    finally:
-        dist.destroy_process_group()
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+    waves, captions = _batch()
+    shard = slice(rank * BATCH // WORLD, (rank + 1) * BATCH // WORLD)
+    model = SmallClap()
+    net = nn.parallel.DistributedDataParallel(ContrastiveStep(model))
+    torch.save(_step(net, model, waves[shard], captions[shard]), Path(out) / f"rank{rank}.pt")
+    # uneven shards gather in rank order too
+    rows = torch.arange(rank + 1, dtype=torch.float32).unsqueeze(1) + 10 * rank
+    torch.save(gather_with_grad(rows), Path(out) / f"uneven{rank}.pt")
+    dist.barrier()  # neither rank tears gloo down while the other still talks
+    del net
+    dist.destroy_process_group()
+    os._exit(0)
 
 
 def test_two_rank_loss_and_gradients_equal_one_process_on_the_global_batch(tmp_path) -> None:
-    mp.spawn(_rank, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD, join=True)
     model = SmallClap()
     single = _step(ContrastiveStep(model), model, *_batch())
     for rank in range(WORLD):
