@@ -13,7 +13,7 @@ from .config import DEFAULT_TEMPLATE, ModelConfig
 from .errors import ClapError
 from .losses import scaled_cosine
 from .precision import autocast
-from .projection import build_projection
+from .projection import build_projection, text_gates
 from .towers.base import AudioTower, TextTower
 from .towers.registry import build_audio_tower, build_text_tower
 
@@ -100,6 +100,26 @@ class ClapModel(nn.Module):
         prompts = [template.format(label) for label in labels]
         logits = self.similarity(self.embed_audio(waveform, sample_rate), self.embed_text(prompts))
         return torch.sigmoid(logits) if multi_label else F.softmax(logits, dim=-1)
+
+    def remember_training_texts(self, texts: Sequence[str], batch: int = 256) -> int:
+        """Tell the text projection's gates (`projection.TextGate`) the texts its trained heads
+        learn from, so those heads speak for texts like them; returns how many distinct texts were
+        added (0 when the projection has no gate)."""
+        gates = text_gates(self.text_projection)
+        unique = sorted(set(texts))
+        if not gates or not unique:
+            return 0
+        tower = self._text_tower()
+        was_training = tower.training
+        tower.eval()
+        try:
+            with torch.no_grad():
+                features = torch.cat([tower(unique[i:i + batch]).float() for i in range(0, len(unique), batch)])
+        finally:
+            tower.train(was_training)
+        for gate in gates:
+            gate.remember(features)
+        return len(unique)
 
     # -- memory -----------------------------------------------------------------------------------
     def cache_patches(self, entries: int) -> bool:

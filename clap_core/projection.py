@@ -6,7 +6,9 @@
   cos(text, label prompt) / τ, with the label prompts' embeddings stored in the checkpoint. No
   training: a text scores high where the audio tagger hears labels that mean the same.
 - `fused`: several heads side by side, each output unit-normalised and scaled by √weight, so the
-  cosine of two fused vectors is the weighted sum of the heads' cosines.
+  cosine of two fused vectors is the weighted sum of the heads' cosines. On the text side a part
+  may have a `gate` (`TextGate`): its weight then follows how like the texts it was trained on a
+  text is, so a head trained on a few classes speaks only for texts like theirs.
 All heads are row-wise (applied on the last axis), so they work on per-window and per-part features.
 """
 from __future__ import annotations
@@ -67,20 +69,76 @@ class TextLabelSpace(nn.Module):
         return torch.softmax(F.normalize(x, dim=-1) @ self.labels.T / self.tau, dim=-1)
 
 
-class Fused(nn.Module):
-    """Heads side by side: `[√w_1 · unit(h_1(x)), √w_2 · unit(h_2(x)), …]`."""
+class TextGate(nn.Module):
+    """How much a trained head speaks for a text: 0 when the text's best cosine to the texts the
+    head was trained on is at most `low`, 1 from `high` on, linear between.
 
-    def __init__(self, parts: list[nn.Module], weights: list[float]) -> None:
+    Why: trained on a few classes, a head pulls every prompt toward them; on classes held out of
+    its training the v2 recipe's head lost to the untrained label space at every fixed weight
+    (model card). Gated, a prompt unlike anything it learned gets the label space alone. The
+    remembered texts (`remember`, unit tower features) are a buffer as long as the checkpoint has it
+    (`size_gates_for`); with none remembered, or while training, the gate is open."""
+
+    def __init__(self, d_in: int, low: float, high: float) -> None:
+        super().__init__()
+        if not 0.0 <= low < high <= 1.0:
+            raise ConfigError(f"text projection gate: needs 0 <= low < high <= 1, got low {low}, high {high}")
+        self.low, self.high = float(low), float(high)
+        self.register_buffer("texts", torch.zeros(0, d_in))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`[..., d_in]` tower features → `[..., 1]` weights in [0, 1]."""
+        if self.training or len(self.texts) == 0:
+            return torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
+        best = (F.normalize(x, dim=-1) @ self.texts.to(x.dtype).T).amax(dim=-1, keepdim=True)
+        return ((best - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
+
+    def remember(self, features: torch.Tensor) -> None:
+        """Add texts the head was trained on (their tower features `[n, d_in]`)."""
+        new = F.normalize(features.detach().to(self.texts.device, self.texts.dtype), dim=-1)
+        self.texts = torch.cat([self.texts, new])
+
+    def make_room(self, rows: int) -> None:
+        """Size the buffer for a checkpoint that remembers `rows` texts (before a strict load)."""
+        self.texts = self.texts.new_zeros(int(rows), self.texts.shape[1])
+
+
+def size_gates_for(module: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Give every `TextGate` in `module` as many rows as `state` stores for it, so a strict load
+    (`state_loading.strict_load`) checks the widths and loads the texts."""
+    for name, gate in module.named_modules():
+        stored = state.get(f"{name}.texts") if isinstance(gate, TextGate) else None
+        if stored is not None and stored.ndim == 2:
+            gate.make_room(stored.shape[0])
+
+
+class Fused(nn.Module):
+    """Heads side by side: `[√w_1 · unit(h_1(x)), √w_2 · unit(h_2(x)), …]`; a gated part's weight
+    is `w_i · gate_i(x)` per row, and the weights are renormalised to sum to 1 per row."""
+
+    def __init__(self, parts: list[nn.Module], weights: list[float],
+                 gates: dict[int, TextGate] | None = None) -> None:
         super().__init__()
         if not parts or len(parts) != len(weights) or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ConfigError("fused projection: needs parts with non-negative weights that sum to more than 0")
+        gates = gates or {}
+        if gates and not any(w > 0 for i, w in enumerate(weights) if i not in gates):
+            raise ConfigError("fused projection: a gate needs an ungated part with a positive weight beside it")
         self.parts = nn.ModuleList(parts)
         total = sum(weights)
-        self.scales = [math.sqrt(w / total) for w in weights]
+        self.weights = [w / total for w in weights]
+        self.scales = [math.sqrt(w) for w in self.weights]
+        self.gates = nn.ModuleDict({str(i): g for i, g in gates.items()})
         self.out_dim = sum(int(p.out_dim) for p in parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([s * F.normalize(p(x), dim=-1) for s, p in zip(self.scales, self.parts)], dim=-1)
+        units = [F.normalize(p(x), dim=-1) for p in self.parts]
+        if not self.gates:
+            return torch.cat([s * u for s, u in zip(self.scales, units)], dim=-1)
+        weights = [w * self.gates[str(i)](x) if str(i) in self.gates else torch.full_like(x[..., :1], w)
+                   for i, w in enumerate(self.weights)]
+        total = sum(weights)
+        return torch.cat([torch.sqrt(w / total) * u for w, u in zip(weights, units)], dim=-1)
 
 
 def build_projection(cfg: ProjectionConfig, side: str, d_in: int, d_out: int, dropout: float) -> nn.Module:
@@ -106,9 +164,24 @@ def _build(kind: str, options: Mapping[str, Any], side: str, d_in: int, d_out: i
         parts = list(options["parts"])
         heads = [_build(p.get("kind", "mlp"), {**p.get("options", {}), **({"dim": p["dim"]} if "dim" in p else {})},
                         side, d_in, d_out, dropout, f"{where}.parts[{i}]") for i, p in enumerate(parts)]
-        return Fused(heads, [float(p.get("weight", 1.0)) for p in parts])
+        gates = {i: _gate(p["gate"], side, d_in, f"{where}.parts[{i}].gate")
+                 for i, p in enumerate(parts) if p.get("gate") is not None}
+        return Fused(heads, [float(p.get("weight", 1.0)) for p in parts], gates)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{where}.options: invalid for kind '{kind}' ({type(exc).__name__}: {exc})") from None
+
+
+def _gate(spec: Any, side: str, d_in: int, where: str) -> TextGate:
+    if side != "text":
+        raise ConfigError(f"{where}: only text projections have gates")
+    if not isinstance(spec, Mapping) or set(spec) != {"low", "high"}:
+        raise ConfigError(f"{where}: expected {{low, high}} (cosines to the texts the head was trained on)")
+    return TextGate(d_in, float(spec["low"]), float(spec["high"]))
+
+
+def text_gates(projection: nn.Module) -> list[TextGate]:
+    """The gates inside a (fused) text projection."""
+    return [m for m in projection.modules() if isinstance(m, TextGate)]
 
 
 def mlp_heads(projection: nn.Module) -> list[Projection]:

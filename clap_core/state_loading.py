@@ -15,7 +15,7 @@ import torch
 from .config import ModelConfig
 from .errors import CheckpointError
 from .model import ClapModel, create_model
-from .projection import text_input_width
+from .projection import size_gates_for, text_input_width
 from .towers.child_text import ChildProcessTextTower
 from .towers.text_source import TextTowerSource
 from .weights_files import key_list
@@ -26,6 +26,7 @@ def strict_load(model: ClapModel, state: Mapping[str, torch.Tensor], source: str
     """Load every tensor; any missing, unexpected or mis-shaped key is an error naming them
     (as the file names them, via `file_name`)."""
     skip = tuple(skip_prefixes)
+    size_gates_for(model, state)
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
     missing = sorted(file_name(k) for k in set(expected) - set(state))
     unexpected = sorted(file_name(k) for k in set(state) - set(expected))

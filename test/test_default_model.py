@@ -235,3 +235,27 @@ def test_centred_initialisation_removes_the_shared_audio_direction():
     label_space_init(model, audio_probs=probs, center_audio=True)
     mapped = torch.from_numpy(probs) @ mlp_heads(model.audio_projection)[0].linear1.weight[:, EMBED_DIM:].T
     assert mapped.mean(0).norm() < 1e-4 * mapped.norm(dim=1).mean()
+
+
+def test_the_trained_head_speaks_only_for_prompts_like_its_classes(model, sounds45):
+    """A prompt unlike every training class ("a dog barking") gets the untrained label space alone:
+    its scores over real recordings rank exactly as the label-space baseline's. A training class's
+    caption gets both heads, half and half. The shipped gate remembers the 33 classes × 4 templates."""
+    from clap_core.projection import text_gates
+    from training.build_default import label_space_model
+    from training.data_default import TEMPLATES
+
+    (gate,) = text_gates(model.text_projection)
+    assert len(gate.texts) == 33 * len(TEMPLATES) and (gate.low, gate.high) == (0.9, 0.95)
+    unseen, trained = model.embed_text(["This is a sound of a dog barking.", "This is a sound of hammer metal."])
+    labels = int(model.config.text_projection.options["parts"][0]["options"]["labels"])
+    assert float(unseen[labels:].norm()) < 1e-6 and float(unseen[:labels].norm()) == pytest.approx(1.0, abs=1e-5)
+    assert float(trained[labels:].norm() ** 2) == pytest.approx(0.5, abs=1e-5)
+    windows = np.concatenate([_windows(sounds45 / f, 16000)[:1] for f in
+                              ("HammerMetal/HammerMetal01.flac", "Chainsaw/chainsaw01.flac",
+                               "WaterSplash/WaterSplashing01.flac", "ClankingDishes/clankingDishes01.flac")])
+    baseline = label_space_model(model)
+    prompts = ["This is a sound of a dog barking.", "This is a sound of a church bell.", "This is a sound of rain."]
+    ours = model.similarity(model.embed_audio(windows, 16000), model.embed_text(prompts))
+    theirs = baseline.similarity(baseline.embed_audio(windows, 16000), baseline.embed_text(prompts))
+    assert torch.equal(ours.argsort(dim=0), theirs.argsort(dim=0)) and torch.equal(ours.argsort(dim=1), theirs.argsort(dim=1))

@@ -165,10 +165,17 @@ def build(out: Path, clips: list[data_default.LabelledClip], overrides: list[str
     # Validation only reports progress (the model ships from `last`, the plateau patience is longer
     # than the run): one recording per class keeps each epoch cheap.
     val = data_default.write_labels(data_default.one_per_label(clips), out / "val.csv")
+    # The gate remembers the true classes' captions, not YAMNet's heard labels: those pair a name
+    # with other classes' recordings (held-out chainsaws heard through "Chainsaw" captions of
+    # branch-trimmer clips lost a fold 59 → 52 %, 2026-12-04).
+    gate_texts = out / "gate_texts.txt"
+    gate_texts.write_text("".join(f"{t.format(label)}\n" for label in sorted({c.label for c in clips})
+                                  for t in data_default.TEMPLATES), encoding="utf-8")
     args = ["--config", str(TRAIN_CONFIG),
             "--set", f"model.weights={out / 'init'}",
             "--set", f"data.train={manifest}",
             "--set", f"data.val={val}",
+            "--set", f"data.gate_texts={gate_texts}",
             "--set", f"train.output_dir={out / 'run'}"]
     for item in overrides:
         args += ["--set", item]

@@ -56,6 +56,9 @@ class DataSection:
     clip_seconds: Optional[float] = None  # null: the model's own clip length
     cache_audio: bool = True  # keep decoded, resampled clips in memory (small data sets)
     num_workers: int = 0
+    # Texts (one per line) a gated text projection (clap_core.projection.TextGate) remembers as
+    # what its trained head knows; null: every training caption.
+    gate_texts: Optional[str] = None
 
 
 @dataclass

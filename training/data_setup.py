@@ -35,6 +35,7 @@ class Manifests:
     val: list[M.Clip]
     zeroshot: Optional[list[M.Clip]]
     backgrounds: list[M.Clip]
+    gate_texts: list[str]  # what a gated text projection remembers (`data.gate_texts`, else the captions)
 
 
 def read_manifests(config: TrainConfig) -> Manifests:
@@ -50,7 +51,8 @@ def read_manifests(config: TrainConfig) -> Manifests:
     backgrounds = []
     if config.augment.mix_prob > 0 and config.augment.background:
         backgrounds = [M.Clip(p, ("",)) for p in M.read_audio_list(config.augment.background)]
-    return Manifests(train, val, zeroshot, backgrounds)
+    gate_texts = M.read_text_lines(d.gate_texts) if d.gate_texts else [t for c in train for t in c.captions]
+    return Manifests(train, val, zeroshot, backgrounds, gate_texts)
 
 
 def build_data(config: TrainConfig, manifests: Manifests, sample_rate: int, clip_seconds: float,

@@ -39,6 +39,9 @@ class Trainer:
             self.model = load_torch_model(resume_dir / "last")
         else:
             self.model = build_model(config)
+            remembered = self.model.remember_training_texts(manifests.gate_texts)
+            if remembered and rt.main:
+                print(f"note: the text projection's gate remembers {remembered} texts", file=sys.stderr)
         self.model.to(rt.device)
         set_trainable(self.model, config)
         o = config.optim

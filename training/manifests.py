@@ -51,6 +51,18 @@ def read_manifest(path: str | Path, templates: Sequence[str], audio_root: str | 
     return [Clip(p, tuple(c), labels.get(p)) for p, c in by_path.items()]
 
 
+def read_text_lines(path: str | Path) -> list[str]:
+    """Non-blank lines of a UTF-8 text file (`data.gate_texts`)."""
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"data.gate_texts: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
+    texts = [line for line in lines if line]
+    if not texts:
+        raise ManifestError(f"data.gate_texts: {path} holds no texts (one per line)")
+    return texts
+
+
 def read_audio_list(source: str | Path) -> list[Path]:
     """Background sounds: a folder (searched recursively for audio files) or a manifest's paths."""
     source = Path(source)

@@ -1,5 +1,6 @@
 """Projection heads: the label-space head against its formula computed with transformers directly,
-and the fused head's cosine as the weighted sum of its parts' cosines."""
+the fused head's cosine as the weighted sum of its parts' cosines, and the text gate's weights
+against the formula written out here."""
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 from clap_core import ConfigError, load_torch_model
 from clap_core.config import ProjectionConfig
-from clap_core.projection import Fused, Projection, TextLabelSpace, build_projection
+from clap_core.projection import Fused, Projection, TextLabelSpace, build_projection, size_gates_for, text_gates
 
 PROMPTS = ["This is a sound of a doorbell ringing.", "This is a sound of a dog barking.", "rain on a roof"]
 
@@ -55,6 +56,75 @@ def test_fused_cosine_is_the_weighted_sum_of_the_parts():
     parts = [F.cosine_similarity(p(a), p(b), dim=-1) for p in head.parts]
     assert torch.allclose(F.cosine_similarity(head(a), head(b), dim=-1), 0.25 * parts[0] + 0.75 * parts[1], atol=1e-6)
     assert isinstance(head, Fused) and all(isinstance(p, Projection) for p in head.parts)
+
+
+def _gated_text_head(low: float = 0.5, high: float = 0.9) -> Fused:
+    cfg = ProjectionConfig("fused", {"parts": [{"kind": "mlp", "weight": 0.5, "dim": 8},
+                                               {"kind": "mlp", "weight": 0.5, "dim": 4,
+                                                "gate": {"low": low, "high": high}}]})
+    return build_projection(cfg, "text", 16, 12, 0.0).eval()
+
+
+def _at_cosine(r: torch.Tensor, c: float, seed: int) -> torch.Tensor:
+    """A vector whose cosine to `r` is exactly `c`."""
+    other = torch.randn(r.shape, generator=torch.Generator().manual_seed(seed))
+    other = F.normalize(other - (other @ F.normalize(r, dim=-1)) * F.normalize(r, dim=-1), dim=-1)
+    return 3.0 * (c * F.normalize(r, dim=-1) + (1 - c * c) ** 0.5 * other)
+
+
+def test_a_gated_part_weighs_as_much_as_the_text_is_like_a_remembered_one():
+    """Per text, the gated part's share is w·g / (w_other + w·g) with g = clip((c − low)/(high − low),
+    0, 1), c the best cosine to the remembered texts: 0.5/0.5 at c ≥ high, the ungated part alone
+    at c ≤ low, 0.5·0.5/(0.5 + 0.5·0.5) = 1/3 halfway."""
+    torch.manual_seed(0)
+    head = _gated_text_head()
+    remembered = torch.randn(3, 16)
+    (gate,) = text_gates(head)
+    gate.remember(remembered)
+    for c, share in ((1.0, 0.5), (0.95, 0.5), (0.7, 1 / 3), (0.5, 0.0), (0.2, 0.0)):
+        x = _at_cosine(remembered[1], c, seed=int(c * 100))[None]
+        assert float((F.normalize(x, dim=-1) @ F.normalize(remembered, dim=-1).T).max()) == pytest.approx(c, abs=1e-5)
+        with torch.no_grad():
+            out = head(x)[0]
+            unit = F.normalize(head.parts[0](x), dim=-1)[0]
+        assert float(out[8:].norm() ** 2) == pytest.approx(share, abs=1e-5), c
+        assert float(out[:8].norm() ** 2) == pytest.approx(1 - share, abs=1e-5), c
+        assert torch.allclose(out[:8], (1 - share) ** 0.5 * unit, atol=1e-6)
+
+
+def test_a_gate_is_open_while_training_and_with_nothing_remembered():
+    torch.manual_seed(0)
+    head, x = _gated_text_head(), torch.randn(4, 16)
+    open_ = head(x)
+    assert torch.allclose(open_[:, 8:].norm(dim=-1) ** 2, torch.full((4,), 0.5), atol=1e-6)
+    text_gates(head)[0].remember(torch.randn(2, 16))
+    assert not torch.allclose(head(x), open_)  # random texts are far from random remembered ones
+    assert torch.allclose(head.train()(x), open_)
+
+
+def test_remembered_texts_survive_a_strict_reload():
+    torch.manual_seed(0)
+    head = _gated_text_head()
+    text_gates(head)[0].remember(torch.randn(5, 16))
+    fresh = _gated_text_head()
+    size_gates_for(fresh, head.state_dict())
+    fresh.load_state_dict(head.state_dict(), strict=True)
+    x = torch.randn(3, 16)
+    assert len(text_gates(fresh)[0].texts) == 5 and torch.equal(fresh(x), head(x))
+
+
+@pytest.mark.parametrize("parts,side,message", [
+    ([{"kind": "mlp", "dim": 8, "gate": {"low": 0.5, "high": 0.9}}, {"kind": "mlp", "dim": 4}], "audio",
+     "only text projections have gates"),
+    ([{"kind": "mlp", "dim": 8}, {"kind": "mlp", "dim": 4, "gate": {"low": 0.9}}], "text", r"expected \{low, high\}"),
+    ([{"kind": "mlp", "dim": 8}, {"kind": "mlp", "dim": 4, "gate": {"low": 0.9, "high": 0.5}}], "text",
+     "needs 0 <= low < high <= 1"),
+    ([{"kind": "mlp", "dim": 8, "gate": {"low": 0.5, "high": 0.9}}, {"kind": "mlp", "dim": 4, "weight": 0}],
+     "text", "needs an ungated part with a positive weight"),
+])
+def test_bad_gates_name_the_field(parts, side, message):
+    with pytest.raises(ConfigError, match=message):
+        build_projection(ProjectionConfig("fused", {"parts": parts}), side, 16, 12, 0.0)
 
 
 @pytest.mark.parametrize("cfg,message", [

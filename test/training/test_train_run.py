@@ -8,8 +8,11 @@ import csv
 import pytest
 import torch
 
+from clap_core import load_torch_model
 from clap_core.checkpoints import load_checkpoint
+from clap_core.projection import text_gates
 from training.config import load_config
+from training.data_setup import read_manifests
 from training.distributed import setup_runtime
 from training.loop import Trainer
 from training.run_state import STATE_FILE
@@ -221,11 +224,18 @@ def test_finetune_the_default_model_text_side(tmp_path, manifests, sounds45, wri
                             train={"epochs": 1}, data={"clip_seconds": 1.0, "zeroshot": None})
     config = load_config(path, ["model.config=null", "model.weights=default", "model.text_tower=trainable",
                                 "optim.tower_lr=1e-5"])
+    shipped_texts = len(text_gates(load_torch_model("default").text_projection)[0].texts)
     trainer = Trainer(config, setup_runtime("cpu"))
     before = {k: v.clone() for k, v in trainer.model.text_tower.state_dict().items()}
     trainer.fit()
     saved = load_checkpoint(tmp_path / "out" / "last")
     assert saved.config.text.weights_from_package is False and saved.config.audio.kind == "yamnet"
+    # the gate now also speaks for this run's captions: fine-tuning is heard for them afterwards
+    captions = sorted({t for c in read_manifests(config).train for t in c.captions})
+    (gate,) = text_gates(saved.text_projection)
+    assert len(gate.texts) == shipped_texts + len(captions)
+    with torch.no_grad():
+        assert torch.all(gate(saved.text_tower(captions[:4])) == 1.0)
     after = saved.text_tower.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert all(torch.equal(after[k], v) for k, v in trainer.model.text_tower.state_dict().items())
@@ -237,8 +247,6 @@ def test_finetune_from_an_msclap_2023_checkpoint(tmp_path, ms23, manifests, soun
     registered name: projections and logit scale learn, frozen towers stay as they were, and the saved
     checkpoint reloads through load_torch_model with exactly the trained weights. One epoch of
     2 steps on 7-s clips (the model's own length)."""
-    from clap_core import load_torch_model
-
     monkeypatch.setenv("CLAP_WEIGHTS_DIR", str(ms23[2].parent))
     tiny = dict(manifests)
     for name in ("train", "val"):
