@@ -130,7 +130,8 @@ class LaionClapModel(nn.Module):
         with torch.inference_mode(), autocast(self.device, self.inference_dtype):
             return self.hf.get_audio_features(**inputs).pooler_output.float()
 
-    def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
+    def embed_text(self, texts: Sequence[str], mixes: Sequence[str] | None = None) -> torch.Tensor:
+        """`mixes`: ignored, LAION's text projection has no gates (`protocol.InferenceModel`)."""
         if isinstance(texts, str):
             raise TypeError("embed_text takes a list of strings, not one string")
         if len(texts) == 0:

@@ -80,14 +80,29 @@ class ClapModel(nn.Module):
             whole, parts, spans = self.audio_tower.forward_parts(batch, part_s, part_hop_s)
             return self.audio_projection(whole).float(), self.audio_projection(parts).float(), spans
 
-    def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """`[n, d]` embeddings of the strings as given (no template added), before L2 norm."""
+    def embed_text(self, texts: Sequence[str], mixes: Sequence[str] | None = None) -> torch.Tensor:
+        """`[n, d]` embeddings of the strings as given (no template added), before L2 norm.
+
+        `mixes[i]`: the text whose gates (`projection.TextGate`) weigh the heads for `texts[i]`,
+        so that texts compared with each other (a predicate's prompt and its contrasts) share one
+        mix of heads; ignored by a projection without gates. Each distinct string is encoded once.
+        """
         if isinstance(texts, str):
             raise TypeError("embed_text takes a list of strings, not one string")
+        if mixes is not None and (isinstance(mixes, str) or len(mixes) != len(texts)):
+            raise TypeError(f"embed_text: mixes must be a list as long as texts ({len(texts)})")
         if len(texts) == 0:
             return torch.empty(0, self.embed_dim, device=self.device)
         with torch.inference_mode():  # fp32 always: see clap_core.precision
-            return self.encode_text(texts)
+            if mixes is None:
+                return self.encode_text(texts)
+            unique = list(dict.fromkeys([*texts, *mixes]))
+            row = {t: i for i, t in enumerate(unique)}
+            features = self._text_tower()(unique)
+            x = features[[row[t] for t in texts]]
+            if not text_gates(self.text_projection):
+                return self.text_projection(x)
+            return self.text_projection(x, gate_from=features[[row[t] for t in mixes]])
 
     # -- scores -----------------------------------------------------------------------------------
     def similarity(self, audio_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:

@@ -165,14 +165,15 @@ class OnnxAudioModel:
             batch = resample(batch, int(sample_rate), self.sample_rate)
         return batch
 
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """`[n, d]` embeddings of the strings as given, computed by a child process that loads the
-        full model (seconds per call: meant for prompts that are embedded once)."""
+    def embed_text(self, texts: Sequence[str], mixes: Sequence[str] | None = None) -> np.ndarray:
+        """`[n, d]` embeddings of the strings as given (`mixes` as `ClapModel.embed_text`), computed
+        by a child process that loads the full model (seconds per call: meant for prompts that are
+        embedded once)."""
         if isinstance(texts, str):
             raise TypeError("embed_text takes a list of strings, not one string")
         if len(texts) == 0:
             return np.zeros((0, self.embed_dim), np.float32)
-        return embeddings_in_child(self.weights, texts)
+        return embeddings_in_child(self.weights, texts, mixes)
 
     def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         return scaled_cosine(audio_emb, text_emb, self.logit_scale)

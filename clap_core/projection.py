@@ -131,11 +131,15 @@ class Fused(nn.Module):
         self.gates = nn.ModuleDict({str(i): g for i, g in gates.items()})
         self.out_dim = sum(int(p.out_dim) for p in parts)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gate_from: torch.Tensor | None = None) -> torch.Tensor:
+        """`gate_from` (same shape as `x`): the features whose gates set each row's head weights;
+        default `x` itself. A predicate's contrasts take its prompt's mix this way, so that prompt
+        and contrasts are compared in one space (`ClapModel.embed_text`'s `mixes`)."""
         units = [F.normalize(p(x), dim=-1) for p in self.parts]
         if not self.gates:
             return torch.cat([s * u for s, u in zip(self.scales, units)], dim=-1)
-        weights = [w * self.gates[str(i)](x) if str(i) in self.gates else torch.full_like(x[..., :1], w)
+        g = x if gate_from is None else gate_from
+        weights = [w * self.gates[str(i)](g) if str(i) in self.gates else torch.full_like(x[..., :1], w)
                    for i, w in enumerate(self.weights)]
         total = sum(weights)
         return torch.cat([torch.sqrt(w / total) * u for w, u in zip(weights, units)], dim=-1)

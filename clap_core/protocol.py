@@ -64,8 +64,10 @@ class InferenceModel(Protocol):
         (start, end) seconds from the window start. A model without parts gives the whole
         window as its one part."""
 
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """`[n, d]` embeddings of the strings as given (no template added)."""
+    def embed_text(self, texts: Sequence[str], mixes: Sequence[str] | None = None) -> np.ndarray:
+        """`[n, d]` embeddings of the strings as given (no template added). `mixes[i]`: the text
+        whose head mix `texts[i]` is embedded in, for models whose text heads are gated
+        (`projection.TextGate`; others ignore it): texts scored against each other share one."""
 
     def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         """`[n_audio, n_text]`: `logit_scale` × cosine similarity."""

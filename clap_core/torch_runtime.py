@@ -32,7 +32,7 @@ class TorchClapModule(Protocol):
     def embed_audio_parts(self, waveform: Any, sample_rate: int, part_s: float,
                           part_hop_s: float) -> tuple[torch.Tensor, torch.Tensor, Spans]: ...
 
-    def embed_text(self, texts: Sequence[str]) -> torch.Tensor: ...
+    def embed_text(self, texts: Sequence[str], mixes: Sequence[str] | None = None) -> torch.Tensor: ...
 
     def release_text_tower(self) -> bool: ...
 
@@ -94,8 +94,8 @@ class TorchInferenceModel:
         whole, parts, spans = self._module.embed_audio_parts(waveform, sample_rate, part_s, part_hop_s)
         return host(whole), host(parts), spans
 
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        return host(self._module.embed_text(texts))
+    def embed_text(self, texts: Sequence[str], mixes: Sequence[str] | None = None) -> np.ndarray:
+        return host(self._module.embed_text(texts, mixes))
 
     def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         return scaled_cosine(audio_emb, text_emb, self.logit_scale)

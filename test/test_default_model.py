@@ -259,3 +259,27 @@ def test_the_trained_head_speaks_only_for_prompts_like_its_classes(model, sounds
     ours = model.similarity(model.embed_audio(windows, 16000), model.embed_text(prompts))
     theirs = baseline.similarity(baseline.embed_audio(windows, 16000), baseline.embed_text(prompts))
     assert torch.equal(ours.argsort(dim=0), theirs.argsort(dim=0)) and torch.equal(ours.argsort(dim=1), theirs.argsort(dim=1))
+
+
+def test_mixes_put_a_text_in_another_texts_head_mix(model):
+    """`embed_text(texts, mixes)`: "quiet room tone" (unlike any training class) embedded in the mix
+    of "water splashing" (a training class) has the trained head's half, exactly as the ungated
+    model gives it; in its own mix it has the label space alone. A predicate's scorer embeds its
+    contrasts this way (`predicates.scoring`), so a trained prompt is never compared with contrasts
+    that lack the head it has: 'water splashing' fired on 1 s of room noise before (0.92)."""
+    from clap_core.projection import text_gates
+
+    labels = int(model.config.text_projection.options["parts"][0]["options"]["labels"])
+    room, splash = "This is a sound of quiet room tone.", "This is a sound of water splashing."
+    own, mixed, unseen_mix = model.embed_text([room, room, room], [room, splash, "This is a sound of a dog barking."])
+    assert float(own[labels:].norm()) < 1e-6 and torch.equal(unseen_mix, own)
+    assert float(mixed[labels:].norm() ** 2) == pytest.approx(0.5, abs=1e-5)
+    (gate,) = text_gates(model.text_projection)
+    kept = gate.texts
+    try:
+        gate.texts = kept[:0]  # nothing remembered: the gate is open for every text
+        ungated = model.embed_text([room])[0]
+    finally:
+        gate.texts = kept
+    assert torch.allclose(mixed, ungated, atol=1e-6)
+    assert torch.equal(model.embed_text([room], [room])[0], model.embed_text([room])[0])

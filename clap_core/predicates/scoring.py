@@ -19,7 +19,9 @@ Pooling (per predicate, `pooling` in its config): with part embeddings (~1-s str
 window) the window's score is `max` over the whole and its parts (a short event scores in the part
 it fills instead of being averaged away), the `mean` of the parts, or the `whole` window's alone.
 
-Prompt embeddings are computed once, in one batch, then the model's text tower is released.
+Prompt embeddings are computed once, in one batch, then the model's text tower is released. A
+predicate's prompts and contrasts are embedded in one head mix, its first prompt's (matters for
+gated text heads: `projection.TextGate`).
 """
 from __future__ import annotations
 
@@ -56,28 +58,32 @@ class PromptScorer:
         self.poolings = [p.pooling for p in cfg.predicates]
         self.scale = float(model.logit_scale)  # exp already applied and capped (protocol.py)
         self.template = cfg.template or model.template
-        texts = self._all_texts(cfg)
-        emb = np.asarray(model.embed_text([self.template.format(t) for t in texts]))
-        table = dict(zip(texts, unit(emb.astype(np.float64))))
+        pairs = self._all_pairs(cfg)
+        emb = np.asarray(model.embed_text([self.template.format(t) for t, _ in pairs],
+                                          [self.template.format(m) for _, m in pairs]))
+        table = dict(zip(pairs, unit(emb.astype(np.float64))))
         self.dim = len(next(iter(table.values())))
-        background = np.stack([table[t] for t in cfg.background]) if cfg.background else np.zeros((0, self.dim))
-        self._vectors = [self._predicate_vectors(p, table, background, model.name) for p in cfg.predicates]
+        self._vectors = [self._predicate_vectors(p, table, cfg.background, model.name) for p in cfg.predicates]
 
     @staticmethod
-    def _all_texts(cfg: PredicateSetConfig) -> list[str]:
-        seen: dict[str, None] = {}
+    def _all_pairs(cfg: PredicateSetConfig) -> list[tuple[str, str]]:
+        """(text, mix) for every text a predicate compares: all of them in its first prompt's head
+        mix (`InferenceModel.embed_text`), so a gated model never scores a prompt in one mix
+        against contrasts in another."""
+        seen: dict[tuple[str, str], None] = {}
         for p in cfg.predicates:
-            for t in (*p.prompts, *p.negatives):
-                seen.setdefault(t, None)
-        for t in cfg.background:
-            seen.setdefault(t, None)
+            for t in (*p.prompts, *p.negatives, *cfg.background):
+                seen.setdefault((t, p.prompts[0]), None)
         return list(seen)
 
-    def _predicate_vectors(self, p: PredicateConfig, table: dict[str, np.ndarray], background: np.ndarray,
-                           weights_name: str | None) -> _PredicateVectors:
-        prompt = unit(np.mean([table[t] for t in p.prompts], axis=0))
+    def _predicate_vectors(self, p: PredicateConfig, table: dict[tuple[str, str], np.ndarray],
+                           background_texts: tuple[str, ...], weights_name: str | None) -> _PredicateVectors:
+        mix = p.prompts[0]
+        prompt = unit(np.mean([table[t, mix] for t in p.prompts], axis=0))
+        background = (np.stack([table[t, mix] for t in background_texts]) if background_texts
+                      else np.zeros((0, self.dim)))
         keep = background[background @ prompt < SIMILAR_COS] if len(background) else background
-        negs = np.stack([table[t] for t in p.negatives]) if p.negatives else np.zeros((0, self.dim))
+        negs = np.stack([table[t, mix] for t in p.negatives]) if p.negatives else np.zeros((0, self.dim))
         contrast = np.concatenate([negs, keep])
         pos = neg = None
         weight, pscale = 0.0, 0.0

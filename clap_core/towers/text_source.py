@@ -8,7 +8,7 @@ stdout and exits (`clap_core.child_process`). One request, two answers:
 
 - `{"source": TextTowerSource, "texts"}` → the tower's features (the torch runtime's
   `isolate_text`: its text projection stays in the parent, `towers/child_text.py`);
-- `{"weights": path, "texts"}` → joint-space embeddings (the ONNX runtime, which has no torch
+- `{"weights": path, "texts", "mixes"}` → joint-space embeddings (the ONNX runtime, which has no torch
   to run a projection with).
 
 Torch-free at import: the ONNX runtime's process imports this module.
@@ -85,9 +85,10 @@ def tower_features_in_child(source: TextTowerSource, texts: Sequence[str]) -> np
     return _ask({"source": source.to_dict(), "texts": list(texts)})
 
 
-def embeddings_in_child(weights: str, texts: Sequence[str]) -> np.ndarray:
-    """`[n, d]` joint-space embeddings of `texts` by the torch model of `weights`, loaded in a child."""
-    return _ask({"weights": str(weights), "texts": list(texts)})
+def embeddings_in_child(weights: str, texts: Sequence[str], mixes: Sequence[str] | None = None) -> np.ndarray:
+    """`[n, d]` joint-space embeddings of `texts` (`mixes` as `ClapModel.embed_text`) by the torch
+    model of `weights`, loaded in a child."""
+    return _ask({"weights": str(weights), "texts": list(texts), "mixes": None if mixes is None else list(mixes)})
 
 
 def _ask(request: dict[str, Any]) -> np.ndarray:
@@ -108,7 +109,7 @@ def _handle(request: dict[str, Any]) -> bytes:
 
         model = load_torch_model(request["weights"])
         with torch.inference_mode():
-            out = model.embed_text(request["texts"]).float().cpu().numpy()
+            out = model.embed_text(request["texts"], request["mixes"]).float().cpu().numpy()
     buffer = io.BytesIO()
     np.save(buffer, out, allow_pickle=False)
     return buffer.getvalue()

@@ -102,6 +102,27 @@ def test_a_gate_is_open_while_training_and_with_nothing_remembered():
     assert torch.allclose(head.train()(x), open_)
 
 
+def test_gate_from_gives_each_row_the_mix_of_other_features():
+    """`gate_from` decides the head weights and `x` the heads' outputs: a far text in a remembered
+    text's mix has both heads at 0.5/0.5, and each row's weights are its own mix text's."""
+    torch.manual_seed(0)
+    head = _gated_text_head()
+    remembered = torch.randn(2, 16)
+    text_gates(head)[0].remember(remembered)
+    far = _at_cosine(remembered[0], 0.2, seed=3)[None]
+    assert float((F.normalize(far, dim=-1) @ F.normalize(remembered, dim=-1).T).max()) < 0.5  # at or below low
+    with torch.no_grad():
+        own, mixed = head(far), head(far, gate_from=remembered[:1])
+        open_ = head.train()(far)
+    assert float(own[0, 8:].norm()) < 1e-6
+    assert torch.allclose(mixed, open_, atol=1e-6)
+    head.eval()
+    rows = torch.cat([far, far])
+    with torch.no_grad():
+        both = head(rows, gate_from=torch.cat([far, remembered[1:]]))
+    assert torch.allclose(both[0], own[0], atol=1e-6) and torch.allclose(both[1], open_[0], atol=1e-6)
+
+
 def test_remembered_texts_survive_a_strict_reload():
     torch.manual_seed(0)
     head = _gated_text_head()

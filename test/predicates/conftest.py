@@ -49,7 +49,8 @@ class BandModel:
         whole = self.embed_audio(waveform, sample_rate)
         return whole, whole[:, None], [(0.0, np.shape(waveform)[-1] / sample_rate)]
 
-    def embed_text(self, texts: list[str]) -> np.ndarray:
+    def embed_text(self, texts: list[str], mixes: list[str] | None = None) -> np.ndarray:
+        """Band words → axes; `mixes` ignored (no gated heads)."""
         self.text_calls += 1
         rows = []
         for t in texts:

@@ -33,8 +33,8 @@ class Recorder:
         self.windows += [np.array(w) for w in np.asarray(waveform)]
         return self.model.embed_audio_parts(waveform, sample_rate, part_s, part_hop_s)
 
-    def embed_text(self, texts):
-        return self.model.embed_text(texts)
+    def embed_text(self, texts, mixes=None):
+        return self.model.embed_text(texts, mixes)
 
     def __getattr__(self, name):  # the rest of the model contract, unchanged
         return getattr(self.model, name)

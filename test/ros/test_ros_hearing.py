@@ -5,6 +5,13 @@ Two processes on loopback: this test publishes AudioStamped (44.1 kHz int16, sta
 /audio_predicates and a Bool topic; the node runs as `python -m clap_ros.predicate_node`. Each
 predicate must be true while its clip fills the window, false while the other clip plays, and false
 in windows of background noise only. SIGINT then ends the node with exit code 0.
+
+Both clips are training recordings of the default model, and both prompts are worded like their
+classes' training captions ("vacuum", "water splashing"), so its trained text head speaks for them
+(gate 1.0, `projection.TextGate`). Worded otherwise ("a vacuum cleaner running": gate 0.0) the
+untrained label space alone scores them, and YAMNet hears these vacuum recordings as an engine or
+a motor (measured 2026-12-04: the prompt ranks below "an engine running" and "a motor whirring"
+in every window): the model card's "what it cannot hear".
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ RATE = 44100
 GAP_S = 6.0
 CONFIG = """predicates:
   vacuum_on:
-    prompt: "a vacuum cleaner running"
+    prompt: "vacuum"
   water_splash:
     prompt: "water splashing"
 """
@@ -105,10 +112,10 @@ def test_predicates_follow_real_recordings_over_dds(tmp_path, client, sounds45, 
                 heard_true[name] = heard_true.get(name, 0) + int(value[name])
                 assert not value[other], f"{other} true during {name} at {start:.1f}-{end:.1f} s"
     assert checked["noise"] >= 5 and checked.get("vacuum_on", 0) >= 3 and checked.get("water_splash", 0) >= 1, checked
-    # Default model v2 (2026-12-02): water_splash true in every window the splash fills; vacuum_on in
-    # the first 3 of the 6 windows the vacuum fills (scores 0.62, 0.54, 0.43, then 0.28-0.33 against
-    # "an air conditioner running"/"a motor whirring" in the background set; v1 held it throughout).
+    # Default model v3, prompt and contrasts in one head mix (2026-12-04): water_splash true in both
+    # windows the splash fills (0.94-1.00); vacuum_on in 7 of the 8 windows the vacuum fills (0.89 at
+    # best, 0.44-0.45 at its end); v2 with "a vacuum cleaner running" held 3 of 6.
     assert heard_true.get("water_splash") == checked["water_splash"], (heard_true, checked)
-    assert heard_true.get("vacuum_on", 0) >= 2, (heard_true, checked)
+    assert heard_true.get("vacuum_on", 0) >= 6, (heard_true, checked)
     idx = preds[0].names.index("water_splash")
     assert [b.data for b in splashes] == [bool(m.values[idx]) for m in preds]  # the Bool says the same
