@@ -131,17 +131,21 @@ class LaionClapModel(nn.Module):
             return self.hf.get_audio_features(**inputs).pooler_output.float()
 
     def embed_text(self, texts: Sequence[str], mixes: Sequence[str] | None = None) -> torch.Tensor:
-        """`mixes`: ignored, LAION's text projection has no gates (`protocol.InferenceModel`)."""
+        """`mixes`: ignored, LAION's text projection has no gates (`protocol.InferenceModel`). Each
+        distinct string is encoded once: a predicate set repeats its background prompts per predicate."""
         if isinstance(texts, str):
             raise TypeError("embed_text takes a list of strings, not one string")
         if len(texts) == 0:
             return torch.empty(0, self.embed_dim, device=self.device)
         if self.hf.text_model is None:
             self._reload_text_model()
-        tokens = self.processor.tokenizer(list(texts), padding=True, return_tensors="pt")
+        unique = list(dict.fromkeys(texts))
+        tokens = self.processor.tokenizer(unique, padding=True, return_tensors="pt")
         tokens = {k: v.to(self.device) for k, v in tokens.items()}
         with torch.inference_mode():  # fp32 always: see clap_core.precision
-            return self.hf.get_text_features(**tokens).pooler_output
+            out = self.hf.get_text_features(**tokens).pooler_output
+        row = {t: i for i, t in enumerate(unique)}
+        return out[[row[t] for t in texts]]
 
     def similarity(self, audio_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         return scaled_cosine(audio_emb, text_emb, self.logit_scale.detach(), self.config.logit_scale_max)

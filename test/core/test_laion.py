@@ -50,6 +50,8 @@ def test_audio_and_text_match_transformers_called_directly(laion, monkeypatch):
     got_text = ours.embed_text(PROMPTS)
     assert torch.nn.functional.cosine_similarity(want_text, got_text).min() >= 0.99999
     assert (want_text - got_text).abs().max() <= 1e-3
+    repeated = ours.embed_text([*PROMPTS, PROMPTS[0]], [PROMPTS[-1]] * (len(PROMPTS) + 1))  # mixes: no gates
+    assert torch.equal(repeated[:-1], got_text) and torch.equal(repeated[-1], got_text[0])
 
 
 def test_long_clip_is_deterministic_mean_of_10s_pieces(laion):
