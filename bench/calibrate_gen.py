@@ -6,7 +6,7 @@ sfx_pool has them: doorbell has 1 spare, so its calibration is refused), negativ
 sfx_pool classes and the other predicates' positives. Prints the calibrator's held-out report, then
 replays the gen1 bag with the prompts-only and the calibrated YAML and scores both.
 
-    .venv/bin/python bench/calibrate_gen.py [--sfx-pool ../shared/data/sfx_pool] [--background F ...]
+    .venv/bin/python bench/calibrate_gen.py [--sfx-pool ../shared/data/sfx_pool] [--background F ...] [--config YAML]
 """
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ def main() -> int:
     ap.add_argument("--sfx-pool", type=Path, default=REPO.parent / "shared" / "data" / "sfx_pool")
     ap.add_argument("--background", type=Path, action="append", default=[])
     ap.add_argument("--no-prototypes", action="store_true")
+    ap.add_argument("--config", type=Path, default=BAGS / "generalisation.yaml",
+                    help="the predicates YAML to calibrate (its names must be gen1's)")
     args = ap.parse_args()
     model = load_model("default")
-    config = BAGS / "generalisation.yaml"
+    config = args.config
     with tempfile.TemporaryDirectory() as tmp:
         examples = read_examples(examples_csv(args.sfx_pool.resolve(), Path(tmp)))
         placement = Placement(backgrounds=load_backgrounds(args.background, model.sample_rate) or None)

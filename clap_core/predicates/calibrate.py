@@ -7,7 +7,10 @@ and negative evidence) scored beside the prompt. Both are written back into the 
 
 What it fits on is what the node scores: each recording placed in room audio at a few levels
 (`placement`), cut by the node's `Windower` at the node's hop, embedded and pooled (whole window
-or its ~1-s parts, per predicate) exactly as `PredicateEngine` does.
+or its ~1-s parts, per predicate) exactly as `PredicateEngine` does. The fit also picks the pooling
+(`whole` or `max` over parts, the file's own winning ties): a prompts-only predicate is a state scored
+on whole windows, and examples placed in room audio show whether the sound is short enough to need
+parts, and at which threshold a part of the room does not set it off.
 
 Honesty about few examples: the quality it reports is held out. Every recording in turn is left
 out, the whole fit (threshold, prototype weight and scale, prototypes) is redone on the others,
@@ -59,6 +62,8 @@ class PredicateReport:
     threshold_before: float
     threshold: float
     prototype_weight: float
+    pooling_before: str = ""
+    pooling: str = ""
     kept: str = ""  # why the file's settings were kept ("" when calibrated)
     warning: str = ""
 
@@ -67,13 +72,15 @@ class PredicateReport:
                 f"(leave-one-recording-out) F1 per window {self.f1_before:.2f} → {self.f1_heldout:.2f}")
         if self.kept:
             return f"{head}; KEPT the file's settings: {self.kept}"
-        return (f"{head}; threshold {self.threshold_before:.2f} → {self.threshold:.2f}; prototype weight "
+        pooling = f"; pooling {self.pooling_before} → {self.pooling}" if self.pooling != self.pooling_before else ""
+        return (f"{head}; threshold {self.threshold_before:.2f} → {self.threshold:.2f}{pooling}; prototype weight "
                 f"{self.prototype_weight:.2f}")
 
 
 @dataclass(frozen=True)
 class _Fit:
     threshold: float
+    pooling: str
     weight: float = 0.0
     scale: float = 0.0
     pos: np.ndarray | None = None
@@ -84,14 +91,21 @@ class _Fit:
 class _Rec:
     """One recording's windows for one predicate: prompt scores, evidence, labels."""
 
-    prompt: np.ndarray  # [n] pooled prompt-only score
-    prompt_whole: np.ndarray  # [n]
+    prompt_whole: np.ndarray  # [n] prompt-only score of each whole window
     prompt_parts: np.ndarray  # [n, K]
     whole: np.ndarray  # [n, d]
     parts: np.ndarray  # [n, K, d] (K = 1: the whole window)
-    evidence: np.ndarray  # [m, d]: the embeddings a prototype is built from
+    evidence_whole: np.ndarray  # [m, d]: what a prototype is built from when windows are scored whole
+    evidence_parts: np.ndarray  # [m', d]: ... when they are pooled over parts
     labels: np.ndarray  # [n] bool
     positive: bool
+
+    def prompt(self, pooling: str) -> np.ndarray:
+        """[n] prompt-only window scores, pooled as the engine pools them."""
+        return pool(self.prompt_whole, self.prompt_parts, pooling)
+
+    def evidence(self, pooling: str) -> np.ndarray:
+        return self.evidence_whole if pooling == "whole" else self.evidence_parts
 
 
 def read_examples(path: str | Path) -> list[Example]:
@@ -137,7 +151,7 @@ def calibrate(model: Any, cfg: PredicateSetConfig, examples: list[Example], prot
         if not pos or not neg:
             raise ConfigError(f"examples for {p.name}: need at least one positive and one negative recording")
         index = cfg.names.index(p.name)
-        recs = [_rec(windows[e.path], scorer, index, p.pooling, e.positive) for e in pos + neg]
+        recs = [_rec(windows[e.path], scorer, index, e.positive) for e in pos + neg]
         new_p, report = _calibrate_one(p, recs, prototypes, model.name)
         cfg = cfg.with_predicate(new_p)
         reports.append(report)
@@ -150,26 +164,28 @@ def _prompt_only(cfg: PredicateSetConfig) -> PredicateSetConfig:
     return cfg
 
 
-def _rec(w: ExampleWindows, scorer: PromptScorer, index: int, pooling: str, positive: bool) -> _Rec:
+def _rec(w: ExampleWindows, scorer: PromptScorer, index: int, positive: bool) -> _Rec:
     keep = w.holds >= 0 if positive else np.ones(len(w.holds), bool)
     whole = w.whole[keep]
     parts = w.parts[keep] if w.parts is not None else whole[:, None]
     s_whole = scorer.score(whole)[:, index].astype(np.float64)
     s_parts = scorer.score(parts.reshape(-1, parts.shape[-1]))[:, index].reshape(parts.shape[:2]).astype(np.float64)
     labels = w.holds[keep] == 1 if positive else np.zeros(int(keep.sum()), bool)
-    if pooling == "whole" or w.parts is None:
-        evidence = whole[labels] if positive else whole
+    ev_whole = whole[labels] if positive else whole
+    if w.parts is None:
+        ev_parts = ev_whole
     else:
-        evidence = parts[w.part_holds[keep]] if positive else parts.reshape(-1, parts.shape[-1])
-    return _Rec(pool(s_whole, s_parts, pooling), s_whole, s_parts, whole, parts, evidence, labels, positive)
+        ev_parts = parts[w.part_holds[keep]] if positive else parts.reshape(-1, parts.shape[-1])
+    return _Rec(s_whole, s_parts, whole, parts, ev_whole, ev_parts, labels, positive)
 
 
 def _calibrate_one(p: PredicateConfig, recs: list[_Rec], use_protos: bool, weights: str | None
                    ) -> tuple[PredicateConfig, PredicateReport]:
     n_pos = sum(r.positive for r in recs)
     labels = np.concatenate([r.labels for r in recs])
-    before = f1(np.concatenate([r.prompt for r in recs]) >= p.threshold, labels)
-    report = PredicateReport(p.name, n_pos, len(recs) - n_pos, before, before, p.threshold, p.threshold, 0.0)
+    before = f1(np.concatenate([r.prompt(p.pooling) for r in recs]) >= p.threshold, labels)
+    report = PredicateReport(p.name, n_pos, len(recs) - n_pos, before, before, p.threshold, p.threshold, 0.0,
+                             p.pooling, p.pooling)
     if n_pos < MIN_POSITIVES:
         report.kept = (f"{n_pos} positive recording cannot be checked on a held-out one; "
                        f"give {MIN_POSITIVES}+ (better {FEW_POSITIVES}+), from different takes")
@@ -183,9 +199,9 @@ def _calibrate_one(p: PredicateConfig, recs: list[_Rec], use_protos: bool, weigh
         report.kept = "the fit scored lower than the prompt alone on held-out recordings"
         return p, report
     fit = _fit(p, recs, use_protos)
-    report.threshold, report.prototype_weight = fit.threshold, fit.weight
+    report.threshold, report.prototype_weight, report.pooling = fit.threshold, fit.weight, fit.pooling
     new = replace(p, threshold=round(fit.threshold, 4), hysteresis=min(p.hysteresis, round(fit.threshold, 4)),
-                  prototypes=None)
+                  pooling=fit.pooling, prototypes=None)
     if fit.pos is not None and fit.neg is not None:
         new = replace(new, prototypes=Prototypes(positive=tuple(fit.pos.tolist()), negative=tuple(fit.neg.tolist()),
                                                  weight=fit.weight, scale=round(fit.scale, 3), model=weights))
@@ -193,40 +209,60 @@ def _calibrate_one(p: PredicateConfig, recs: list[_Rec], use_protos: bool, weigh
 
 
 def _fit(p: PredicateConfig, recs: list[_Rec], use_protos: bool) -> _Fit:
-    """Threshold, and prototypes when they help, fitted on `recs`. Prototypes need two positive and
+    """Pooling, threshold, and prototypes when they help, fitted on `recs`: the pooling whose fit
+    scores best on them, as the threshold is chosen (the file's own first, so it wins ties). The
+    reported held-out figure refits all of it without the left-out recording, pooling included.
+    (Choosing the pooling by a leave-one-out inside `recs` instead took 4x as long and, on gen1,
+    kept a door predicate on whole windows that max pooling hears better on the bag.)"""
+    poolings = [p.pooling] + ([m for m in ("whole", "max") if m != p.pooling] if recs[0].parts.shape[1] > 1 else [])
+    best, fit = None, None
+    for pooling in poolings:
+        cand, cand_fit = _fit_pooled(recs, use_protos, pooling)
+        if best is None or _better(cand, best):
+            best, fit = cand, cand_fit
+    return fit
+
+
+def _fit_pooled(recs: list[_Rec], use_protos: bool, pooling: str) -> tuple[tuple[float, float, float], _Fit]:
+    """(F1, separation, threshold) and the fit for one pooling. Prototypes need two positive and
     two negative recordings among `recs`: their weight and scale are chosen on prototype margins of recordings
     the prototypes were built without (an inner leave-one-out)."""
     labels = np.concatenate([r.labels for r in recs])
-    best = _best_threshold(np.concatenate([r.prompt for r in recs]), labels)
-    fit = _Fit(best[2])
+    best = _best_threshold(np.concatenate([r.prompt(pooling) for r in recs]), labels)
+    fit = _Fit(best[2], pooling)
     n_pos = sum(r.positive for r in recs)
     if not use_protos or min(n_pos, len(recs) - n_pos) < MIN_POSITIVES:
-        return fit
-    margins = [_proto_margins(r, *_prototypes([o for o in recs if o is not r])) for r in recs]
+        return best, fit
+    margins = [_proto_margins(r, *_prototypes([o for o in recs if o is not r], pooling)) for r in recs]
     scale = float(np.clip(3.0 / max(float(np.std(np.concatenate([m[0] for m in margins]))), 1e-6), 1.0, 1000.0))
     for w in WEIGHTS[1:]:
-        cand = _best_threshold(np.concatenate([_blend(r, m, w, scale, p.pooling) for r, m in zip(recs, margins)]),
+        cand = _best_threshold(np.concatenate([_blend(r, m, w, scale, pooling) for r, m in zip(recs, margins)]),
                                labels)
-        if cand[0] > best[0] + 1e-9 or (cand[0] > best[0] - 1e-9 and cand[1] > best[1] + 0.05):
-            best, fit = cand, _Fit(cand[2], w, scale, *_prototypes(recs))
-    return fit
+        if _better(cand, best):
+            best, fit = cand, _Fit(cand[2], pooling, w, scale, *_prototypes(recs, pooling))
+    return best, fit
+
+
+def _better(cand: tuple[float, float, float], best: tuple[float, float, float]) -> bool:
+    """Higher F1, or the same F1 with clearly better separation (mean positive − mean negative score)."""
+    return cand[0] > best[0] + 1e-9 or (cand[0] > best[0] - 1e-9 and cand[1] > best[1] + 0.05)
 
 
 def heldout_scores(p: PredicateConfig, recs: list[_Rec], use_protos: bool) -> list[np.ndarray]:
     """Each recording's scores minus the threshold (>= 0: "on") under the fit made without it."""
-    return [_scores(r, _fit(p, [o for o in recs if o is not r], use_protos), p.pooling) for r in recs]
+    return [_scores(r, _fit(p, [o for o in recs if o is not r], use_protos)) for r in recs]
 
 
-def _scores(r: _Rec, fit: _Fit, pooling: str) -> np.ndarray:
+def _scores(r: _Rec, fit: _Fit) -> np.ndarray:
     if fit.pos is None or fit.neg is None:
-        return r.prompt - fit.threshold
-    return _blend(r, _proto_margins(r, fit.pos, fit.neg), fit.weight, fit.scale, pooling) - fit.threshold
+        return r.prompt(fit.pooling) - fit.threshold
+    return _blend(r, _proto_margins(r, fit.pos, fit.neg), fit.weight, fit.scale, fit.pooling) - fit.threshold
 
 
-def _prototypes(recs: list[_Rec]) -> tuple[np.ndarray, np.ndarray]:
+def _prototypes(recs: list[_Rec], pooling: str) -> tuple[np.ndarray, np.ndarray]:
     """Mean over recordings of each recording's mean evidence (long recordings do not dominate)."""
     def mean(rs: list[_Rec]) -> np.ndarray:
-        return unit(np.mean([unit(r.evidence.mean(axis=0)) for r in rs if len(r.evidence)], axis=0))
+        return unit(np.mean([unit(r.evidence(pooling).mean(axis=0)) for r in rs if len(r.evidence(pooling))], axis=0))
     return mean([r for r in recs if r.positive]), mean([r for r in recs if not r.positive])
 
 

@@ -83,8 +83,7 @@ def _recs(rng: np.random.Generator, spec: tuple[tuple[int, bool], ...]) -> list:
     for n, positive in spec:
         whole = unit(rng.standard_normal((n, 6)) + (2.0 if positive else -2.0) * np.eye(6)[0])
         prompt = rng.uniform(0.3, 0.7, n)
-        out.append(_Rec(prompt, prompt, prompt[:, None], whole, whole[:, None], whole, np.full(n, positive),
-                        positive))
+        out.append(_Rec(prompt, prompt[:, None], whole, whole[:, None], whole, whole, np.full(n, positive), positive))
     return out
 
 
@@ -97,7 +96,7 @@ def test_reported_quality_is_leave_one_recording_out() -> None:
     p = parse_predicate_config({"predicates": {"x": "a low tone"}}).get("x")
     recs = _recs(np.random.default_rng(0), ((4, True), (3, True), (4, True), (3, False), (4, False)))
     before = heldout_scores(p, recs, use_protos=True)
-    recs[0].evidence = -recs[0].evidence  # only what recording 0 teaches the prototypes changes
+    recs[0].evidence_whole = -recs[0].evidence_whole  # only what recording 0 teaches the prototypes changes
     after = heldout_scores(p, recs, use_protos=True)
     np.testing.assert_allclose(after[0], before[0], atol=1e-12)
     assert max(np.abs(a - b).max() for a, b in zip(after[1:], before[1:])) > 1e-3  # the others see it
@@ -138,3 +137,35 @@ def test_examples_are_placed_in_room_audio_and_windowed_like_the_node(tmp_path, 
     np.testing.assert_allclose(w.starts[:8], np.arange(8) * 0.5)  # the node's hop, from the mix's start
     # event 2.0-3.5 s; a window holds it with >= 0.75 s inside (half of min(2, 1.5)), grazes it with less
     assert list(w.holds[w.mix == 0]) == [0, -1, 1, 1, 1, 1, -1, 0]
+
+
+def _scored_recs(pos_whole: float, pos_part: float, neg_whole: float, neg_part: float) -> list:
+    """Three positive and three negative recordings of 4 windows × 5 parts with given prompt scores
+    (one part of each window at `*_part`, the others at the whole window's score)."""
+    from clap_core.predicates.calibrate import _Rec
+
+    rng, out = np.random.default_rng(5), []
+    for positive, whole_s, part_s in ((True, pos_whole, pos_part), (False, neg_whole, neg_part)):
+        for _ in range(3):
+            whole = np.clip(whole_s + rng.normal(0, 0.02, 4), 0, 1)
+            parts = np.repeat(whole[:, None], 5, axis=1)
+            parts[:, 2] = np.clip(part_s + rng.normal(0, 0.02, 4), 0, 1)
+            emb = rng.standard_normal((4, 6))
+            out.append(_Rec(whole, parts, emb, np.repeat(emb[:, None], 5, axis=1), emb, emb,
+                            np.full(4, positive), positive))
+    return out
+
+
+def test_calibration_chooses_part_pooling_for_a_short_sound_and_keeps_whole_where_parts_mislead() -> None:
+    """A prompts-only state is scored on whole windows. When its positives stand out in one part
+    only (a short sound), the fit switches it to `max` over parts and says so; when whole windows
+    separate and a negative's part is what stands out (a moment of hiss), it stays `whole`."""
+    from clap_core.predicates.calibrate import _calibrate_one
+
+    p = parse_predicate_config({"predicates": {"x": "a short clatter"}}).get("x")
+    assert p.pooling == "whole"
+    short, report = _calibrate_one(p, _scored_recs(0.3, 0.9, 0.3, 0.4), False, None)
+    assert short.pooling == "max" and "pooling whole → max" in report.line(), report.line()
+    assert report.f1_before < 0.6 and report.f1_heldout == pytest.approx(1.0)
+    long_, report = _calibrate_one(p, _scored_recs(0.8, 0.8, 0.2, 0.9), False, None)
+    assert long_.pooling == "whole" and "pooling" not in report.line(), report.line()
