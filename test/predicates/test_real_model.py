@@ -106,7 +106,8 @@ def test_calibration_teaches_a_robot_motor(default_model, sounds45, tmp_path) ->
         f1s[name] = f1(np.array(pred), np.array(truth))
     print(f"gripper_motor held-out F1 per window: {f1s}")
     assert load_predicate_config(out).predicates[0].prototypes is not None
-    assert f1s["calibrated"] >= f1s["prompt only"] + 0.3
+    # measured 2026-12-04 (v3, pooling fitted: whole -> max): prompt only 0.00, calibrated 0.80
+    assert f1s["calibrated"] >= max(f1s["prompt only"] + 0.3, 0.6)
 
 
 def test_hot_reload_after_text_tower_release(default_model, sounds45) -> None:
