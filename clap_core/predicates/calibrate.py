@@ -13,7 +13,7 @@ on whole windows, and examples placed in room audio show whether the sound is sh
 parts, and at which threshold a part of the room does not set it off.
 
 Honesty about few examples: the quality it reports is held out. Every recording in turn is left
-out, the whole fit (threshold, prototype weight and scale, prototypes) is redone on the others,
+out, the whole fit (pooling, threshold, prototype weight and scale, prototypes) is redone on the others,
 and the left-out recording's windows are scored with that fit (leave-one-recording-out); the
 reported F1 pools those held-out predictions. Prompt-only F1 ("before") uses the file's own
 threshold, which nothing was fitted to. A predicate is left as it was, with one line saying why,
@@ -212,8 +212,7 @@ def _fit(p: PredicateConfig, recs: list[_Rec], use_protos: bool) -> _Fit:
     """Pooling, threshold, and prototypes when they help, fitted on `recs`: the pooling whose fit
     scores best on them, as the threshold is chosen (the file's own first, so it wins ties). The
     reported held-out figure refits all of it without the left-out recording, pooling included.
-    (Choosing the pooling by a leave-one-out inside `recs` instead took 4x as long and, on gen1,
-    kept a door predicate on whole windows that max pooling hears better on the bag.)"""
+    (Choosing the pooling by a leave-one-out inside `recs` took 4x as long: docs/predicates.md.)"""
     poolings = [p.pooling] + ([m for m in ("whole", "max") if m != p.pooling] if recs[0].parts.shape[1] > 1 else [])
     best, fit = None, None
     for pooling in poolings:
