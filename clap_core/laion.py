@@ -27,6 +27,7 @@ from .config import DEFAULT_TEMPLATE, AudioTowerConfig, ModelConfig, TextTowerCo
 from .errors import CheckpointError
 from .losses import scaled_cosine
 from .precision import autocast
+from .protocol import distinct
 
 # Either is a saved ClapProcessor: transformers 5 writes the first, the hub's LAION folders hold the second.
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -139,13 +140,11 @@ class LaionClapModel(nn.Module):
             return torch.empty(0, self.embed_dim, device=self.device)
         if self.hf.text_model is None:
             self._reload_text_model()
-        unique = list(dict.fromkeys(texts))
+        unique, rows = distinct(texts)
         tokens = self.processor.tokenizer(unique, padding=True, return_tensors="pt")
         tokens = {k: v.to(self.device) for k, v in tokens.items()}
         with torch.inference_mode():  # fp32 always: see clap_core.precision
-            out = self.hf.get_text_features(**tokens).pooler_output
-        row = {t: i for i, t in enumerate(unique)}
-        return out[[row[t] for t in texts]]
+            return self.hf.get_text_features(**tokens).pooler_output[rows]
 
     def similarity(self, audio_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         return scaled_cosine(audio_emb, text_emb, self.logit_scale.detach(), self.config.logit_scale_max)

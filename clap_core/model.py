@@ -14,6 +14,7 @@ from .errors import ClapError
 from .losses import scaled_cosine
 from .precision import autocast
 from .projection import build_projection, text_gates
+from .protocol import distinct
 from .towers.base import AudioTower, TextTower
 from .towers.registry import build_audio_tower, build_text_tower
 
@@ -96,13 +97,12 @@ class ClapModel(nn.Module):
         with torch.inference_mode():  # fp32 always: see clap_core.precision
             if mixes is None:
                 return self.encode_text(texts)
-            unique = list(dict.fromkeys([*texts, *mixes]))
-            row = {t: i for i, t in enumerate(unique)}
+            unique, rows = distinct([*texts, *mixes])
             features = self._text_tower()(unique)
-            x = features[[row[t] for t in texts]]
+            x = features[rows[:len(texts)]]
             if not text_gates(self.text_projection):
                 return self.text_projection(x)
-            return self.text_projection(x, gate_from=features[[row[t] for t in mixes]])
+            return self.text_projection(x, gate_from=features[rows[len(texts):]])
 
     # -- scores -----------------------------------------------------------------------------------
     def similarity(self, audio_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,14 @@ class InferenceModel(Protocol):
         (exactly: same outputs as recomputing; 0 turns it off). Returns whether the tower can."""
 
 
+def distinct(texts: Sequence[str]) -> tuple[list[str], list[int]]:
+    """The distinct strings in first-seen order, and each input's row among them: a text encoder
+    runs each string once (a predicate set repeats its background prompts per predicate)."""
+    unique = list(dict.fromkeys(texts))
+    row = {t: i for i, t in enumerate(unique)}
+    return unique, [row[t] for t in texts]
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
